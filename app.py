@@ -1,0 +1,14 @@
+"""Why did the agent do that? The dashboard's entry point: ``streamlit run app.py``."""
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up chatter is not for users
+
+import streamlit as st  # noqa: E402
+
+st.set_page_config(page_title="Why did the agent do that?", page_icon="🔍", layout="wide")
+
+navigation = st.navigation([
+    st.Page("pages/how_ig_works.py", title="How IG works", icon=":material/functions:", default=True),
+])
+navigation.run()

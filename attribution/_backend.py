@@ -1,0 +1,171 @@
+"""The one place that knows which Keras backend runs: compilation and gradients.
+
+The engine (``ig.py``) is written in ``keras.ops`` against one function this
+module gives it, and this module compiles the engine's code once per model and
+observation shape:
+
+``vjp(rows)`` -> ``(outputs, pullback)``: F(rows), float32 (rows, n_outputs), and
+``pullback(cotangents)`` = d sum(F(rows) * cotangents) / d rows, float32 (rows, *obs),
+as ``jax.vjp`` has it: one forward pass serves both the outputs and the gradients.
+
+TensorFlow compiles with ``tf.function`` and a ``None`` batch dimension, so a new
+N or new targets never retrace. JAX compiles with ``jax.jit`` and pads the batch
+to a power of two, so it compiles once per bucket instead of once per N; the
+weights are passed as arguments (``stateless_call``), never baked in as constants.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+import weakref
+
+import keras
+import numpy as np
+
+BACKEND = keras.backend.backend()
+if BACKEND not in ("tensorflow", "jax"):
+    raise ImportError(f"attribution supports the tensorflow and jax Keras backends; KERAS_BACKEND is {BACKEND!r}.")
+
+_cache: "weakref.WeakKeyDictionary[keras.Model, dict]" = weakref.WeakKeyDictionary()
+_cache_lock = threading.Lock()
+
+
+def cached(model: keras.Model, key, compute):
+    """``compute()``, remembered for as long as ``model`` lives (thread-safe)."""
+    with _cache_lock:
+        per_model = _cache.setdefault(model, {})
+        if key in per_model:
+            return per_model[key]
+    value = compute()
+    with _cache_lock:
+        return per_model.setdefault(key, value)
+
+
+@functools.lru_cache(maxsize=1)
+def device_name() -> str:
+    """What the attribution runs on, for people: 'CPU' or the GPU's name."""
+    if BACKEND == "jax":
+        import jax
+
+        device = jax.devices()[0]
+        return "CPU" if device.platform == "cpu" else str(device.device_kind)
+    import tensorflow as tf
+
+    gpus = tf.config.list_physical_devices("GPU")
+    if not gpus:
+        return "CPU"
+    return tf.config.experimental.get_device_details(gpus[0]).get("device_name", "GPU")
+
+
+def on_gpu() -> bool:
+    return device_name() != "CPU"
+
+
+def has_convolutions(model: keras.Model) -> bool:
+    return any(isinstance(layer, keras.layers.Conv2D | keras.layers.Conv1D | keras.layers.Conv3D)
+               for layer in _all_layers(model))
+
+
+def _all_layers(layer):
+    for sub in getattr(layer, "layers", None) or []:
+        yield sub
+        yield from _all_layers(sub)
+
+
+def default_jit_compile(model: keras.Model) -> bool:
+    """XLA where it was measured to help (BENCHMARKS.md): always on JAX (its only compiler)
+    and on GPU; on a TensorFlow CPU for dense networks only, since XLA made convolutions
+    2-3x slower there."""
+    return cached(model, "default_jit_compile", lambda: BACKEND == "jax" or on_gpu() or not has_convolutions(model))
+
+
+def output_size(model: keras.Model, obs_shape: tuple) -> int:
+    """n_outputs of a model taking (batch, *obs_shape), found symbolically once and cached.
+
+    Raises ValueError when the model cannot take that shape or does not return (batch, n_outputs).
+    """
+    return cached(model, ("output_size", tuple(obs_shape)), lambda: _output_size(model, obs_shape))
+
+
+def _output_size(model, obs_shape) -> int:
+    try:
+        spec = model.compute_output_spec(keras.KerasTensor((1, *obs_shape), dtype="float32"))
+    except Exception as error:  # the framework's own message is kept, behind one that says what was tried
+        raise ValueError(f"the model could not be called on float32 inputs of shape (N, {', '.join(map(str, obs_shape))}): "
+                         f"{type(error).__name__}: {error}") from error
+    shape = getattr(spec, "shape", None)
+    if shape is None or len(shape) != 2 or shape[1] is None:
+        raise ValueError(f"the model must return one array (batch, n_outputs); it returns {spec!r}. "
+                         "Pick the output to explain with one of attribution.explain's wrappers.")
+    return int(shape[1])
+
+
+def compiled(model: keras.Model, obs_shape: tuple, body, jit_compile: bool):
+    """``run(x, x0, targets, alphas, weights)`` -> numpy arrays of ``body``, compiled once and cached.
+
+    ``body(vjp, x, x0, targets, alphas, weights)`` is the engine's keras.ops code (see above for ``vjp``).
+    """
+    build = _compile_jax if BACKEND == "jax" else _compile_tensorflow
+    return cached(model, (tuple(obs_shape), bool(jit_compile), body),
+                  lambda: build(model, tuple(obs_shape), body, bool(jit_compile)))
+
+
+def _compile_tensorflow(model, obs_shape, body, jit_compile):
+    import tensorflow as tf
+
+    def vjp(rows):
+        with tf.GradientTape() as tape:
+            tape.watch(rows)
+            outputs = _as_float32(model(rows, training=False))
+        return outputs, lambda cotangents: tape.gradient(outputs, rows, output_gradients=cotangents)
+
+    x = tf.TensorSpec((None, *obs_shape), tf.float32)
+    vector = tf.TensorSpec((None,), tf.float32)
+    function = tf.function(lambda *args: body(vjp, *args), jit_compile=jit_compile)
+    # Calling the concrete function skips tf.function's per-call argument binding: a third of
+    # the time for one small state.
+    concrete = function.get_concrete_function(x, x, tf.TensorSpec((None,), tf.int32), vector, vector)
+
+    def run(*args):
+        return tuple(t.numpy() for t in concrete(*args))
+
+    return run
+
+
+def _compile_jax(model, obs_shape, body, jit_compile):
+    import jax
+
+    def run_body(trainable, non_trainable, *args):
+        def forward(rows):
+            outputs, _ = model.stateless_call(trainable, non_trainable, rows, training=False)
+            return _as_float32(outputs)
+
+        def vjp(rows):
+            outputs, pullback = jax.vjp(forward, rows)
+            return outputs, lambda cotangents: pullback(cotangents)[0]
+
+        return body(vjp, *args)
+
+    compiled_body = jax.jit(run_body) if jit_compile else run_body
+
+    def run(x, x0, targets, alphas, weights):
+        n = len(x)
+        trainable = [v.value for v in model.trainable_variables]
+        non_trainable = [v.value for v in model.non_trainable_variables]
+        found = compiled_body(trainable, non_trainable, _pad(x, n), _pad(x0, n), _pad(targets, n), alphas, weights)
+        return tuple(np.asarray(array)[:n] for array in found)
+
+    return run
+
+
+def _pad(array: np.ndarray, n: int) -> np.ndarray:
+    """Pad the batch axis to the next power of two (zeros), so jit compiles once per bucket."""
+    bucket = 1 << max(0, (n - 1).bit_length())
+    if bucket == n:
+        return array
+    return np.concatenate([array, np.zeros((bucket - n, *array.shape[1:]), array.dtype)])
+
+
+def _as_float32(outputs):
+    return keras.ops.cast(outputs, "float32")

@@ -1,0 +1,295 @@
+"""Batched Integrated Gradients (Sundararajan et al., 2017).
+
+For each state x, baseline x' and explained output F_t:
+
+    IG_i(x) = (x_i - x'_i) * integral_0^1 dF_t(x' + alpha (x - x')) / dx_i  d alpha
+
+The integral is a quadrature (``quadrature.py``). All states, targets and path
+points go through the model together: one (paths * steps, *obs_shape) tensor per
+compiled call, built on the device from the states and baselines, chunked along
+that flattened axis when it would exceed the memory budget.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import keras
+import numpy as np
+from keras import ops
+
+from attribution import _backend
+from attribution.quadrature import MAX_STEPS, check_method, check_steps, quadrature_rule
+
+MEMORY_BUDGET_BYTES = 256 * 2**20  # interpolated rows and their activations, per compiled call
+
+
+@dataclasses.dataclass(frozen=True)
+class IGResult:
+    """What ``integrated_gradients`` found, as numpy arrays.
+
+    Shapes (T = number of outputs, only with ``target="all"``):
+        attributions: float32 (N, *obs_shape), or (N, T, *obs_shape).
+        delta: float (N,) or (N, T): sum(attributions) - (F(x)[t] - F(x')[t]), the completeness gap.
+        targets: int (N,) or (N, T): the output index explained in each slot.
+        outputs: float32 (N, n_outputs): F(states).
+        baseline_outputs: float32 (N, n_outputs): F(baselines).
+        steps: int (N,): path points used per state (more than asked where ``refine`` raised them).
+        method: the quadrature rule.
+    """
+
+    attributions: np.ndarray
+    delta: np.ndarray
+    targets: np.ndarray
+    outputs: np.ndarray
+    baseline_outputs: np.ndarray
+    steps: np.ndarray
+    method: str
+
+    @property
+    def output_change(self) -> np.ndarray:
+        """F(x)[t] - F(x')[t], what the attributions should add up to; shape of ``delta``."""
+        return _selected(self.outputs, self.targets) - _selected(self.baseline_outputs, self.targets)
+
+    @property
+    def relative_delta(self) -> np.ndarray:
+        """|delta| / |F(x)[t] - F(x')[t]|; 0 where both are 0."""
+        change = np.abs(self.output_change)
+        return np.abs(self.delta) / np.where(change > 0, change, np.inf)
+
+
+def integrated_gradients(
+    model: keras.Model,
+    states,
+    baseline=None,
+    target=None,
+    steps: int = 64,
+    method: str = "gausslegendre",
+    batch_size: int | None = None,
+    *,
+    refine: bool = False,
+    rtol: float = 0.01,
+    max_steps: int = 1024,
+    jit_compile: bool | None = None,
+) -> IGResult:
+    """Integrated Gradients of ``model`` at every state, in as few compiled calls as memory allows.
+
+    Args:
+        model: keras.Model mapping float32 (batch, *obs_shape) to (batch, n_outputs).
+        states: array-like (N, *obs_shape), in the units the model takes.
+        baseline: None (zeros), (*obs_shape,) shared by all states, or (N, *obs_shape).
+        target: None (argmax of model(states) per state), an int, an int array (N,), or "all".
+        steps: path points per state, 1 to MAX_STEPS.
+        method: "gausslegendre" (default), "riemann_left", "riemann_right",
+            "riemann_middle" or "riemann_trapezoid".
+        batch_size: most interpolated rows per compiled call; None picks it from a memory budget.
+            Any value gives the same result up to float32 rounding.
+        refine: double ``steps`` for the states whose |delta| exceeds
+            ``rtol * |F(x)[t] - F(x')[t]|`` until none does or ``max_steps`` is reached.
+        jit_compile: XLA on or off; None chooses per device and model (see ``_backend``).
+
+    Returns:
+        IGResult. Raises ValueError, naming the received value, on bad input.
+    """
+    states = _as_float_array(states, "states")
+    obs_shape = _check_states(model, states)
+    baselines = _check_baseline(baseline, states)
+    method = check_method(method)
+    steps = check_steps(steps, method)
+    batch_size = _check_batch_size(batch_size)
+    if refine:
+        max_steps = check_steps(max_steps, method)
+        if isinstance(rtol, bool) or not isinstance(rtol, (int, float)) or not 0 < rtol < 1:
+            raise ValueError(f"rtol must be a number between 0 and 1; received {rtol!r}.")
+    n_outputs = _backend.output_size(model, obs_shape)
+    per_path = _check_target(target, len(states), n_outputs)  # (N, K); -1 = the argmax, found in the call
+    if jit_compile is None:
+        jit_compile = _backend.default_jit_compile(model)
+    run = _backend.compiled(model, obs_shape, _explain_paths, jit_compile)
+    rows_per_call = batch_size or _backend.cached(model, ("rows_per_call", obs_shape), lambda: _rows_per_call(model, obs_shape))
+    n, k = per_path.shape
+
+    def attribute(index: np.ndarray, n_steps: int):
+        """IG at the states ``index`` for all their K targets -> attributions (len, K, *obs),
+        targets (len, K), outputs and baseline outputs (len, K, n_outputs)."""
+        alphas, weights = quadrature_rule(method, n_steps)
+        found = _integrate(run, np.repeat(states[index], k, axis=0), np.repeat(baselines[index], k, axis=0),
+                           per_path[index].reshape(-1), alphas, weights, rows_per_call)
+        return tuple(array.reshape(len(index), k, *array.shape[1:]) for array in found)
+
+    attributions, targets, outputs, baseline_outputs = attribute(np.arange(n), steps)
+    outputs, baseline_outputs = outputs[:, 0], baseline_outputs[:, 0]
+    steps_used = np.full(n, steps)
+    change = _selected(outputs, targets) - _selected(baseline_outputs, targets)
+    delta = _sums(attributions) - change
+    if refine:
+        per_path = targets  # argmaxes now known: refining never re-decides them
+        while True:
+            index = np.flatnonzero((np.abs(delta) > rtol * np.abs(change) + 1e-6).any(axis=1) & (steps_used < max_steps))
+            if index.size == 0:
+                break
+            n_steps = min(2 * int(steps_used[index[0]]), max_steps)
+            attributions[index] = attribute(index, n_steps)[0]
+            delta[index] = _sums(attributions[index]) - change[index]
+            steps_used[index] = n_steps
+
+    if not (isinstance(target, str) and target == "all"):
+        attributions, delta, targets = attributions[:, 0], delta[:, 0], targets[:, 0]
+    return IGResult(attributions, delta, targets, outputs, baseline_outputs, steps_used, method)
+
+
+def _explain_paths(vjp, x, x0, targets, alphas, weights):
+    """The compiled core, in keras.ops: one forward and one backward pass over all rows.
+
+    Args:
+        x, x0: float32 (P, *obs), the two ends of P paths.
+        targets: int32 (P,), the output explained on each path; -1 means F(x)'s argmax.
+        alphas, weights: float32 (S,), the quadrature rule.
+    Returns:
+        attributions (P, *obs) = (x - x0) * sum_s weights[s] * dF_t/dx at x0 + alphas[s] (x - x0),
+        targets (P,), F(x) (P, n_outputs), F(x0) (P, n_outputs).
+    """
+    obs_shape = tuple(x.shape[1:])
+    n_paths, n_points = ops.shape(x)[0], ops.shape(alphas)[0]
+    diff = x - x0
+    path = ops.expand_dims(x0, 1) + ops.reshape(alphas, (1, -1) + (1,) * len(obs_shape)) * ops.expand_dims(diff, 1)
+    # The ends ride along in the same pass (with zero cotangent) for the completeness check.
+    rows = ops.concatenate([x, x0, ops.reshape(path, (-1, *obs_shape))])
+    outputs, pullback = vjp(rows)
+    n_outputs = outputs.shape[-1]
+    x_outputs, baseline_outputs = outputs[:n_paths], outputs[n_paths:2 * n_paths]
+    targets = ops.where(targets < 0, ops.cast(ops.argmax(x_outputs, axis=1), "int32"), targets)
+
+    # The quadrature weight rides on the cotangent, so the backward pass returns weighted
+    # gradients and the integral is a plain sum over each path's points.
+    path_cotangents = ops.expand_dims(ops.one_hot(targets, n_outputs), 1) * ops.reshape(weights, (1, -1, 1))
+    cotangents = ops.concatenate([ops.zeros((2 * n_paths, n_outputs)), ops.reshape(path_cotangents, (-1, n_outputs))])
+    grads = pullback(cotangents)[2 * n_paths:]
+    integral = ops.sum(ops.reshape(grads, (-1, n_points, *obs_shape)), axis=1)
+    return integral * diff, targets, x_outputs, baseline_outputs
+
+
+def _integrate(run, x, x0, targets, alphas, weights, rows_per_call):
+    """Chunk the (paths * points) rows under ``rows_per_call``: by paths, and by path points
+    when one path alone is too long (the rule is a weighted sum, so point chunks add up).
+    Returns what ``_explain_paths`` returns, for all paths, as numpy arrays."""
+    n_points = len(alphas)
+    paths_per_call = max(1, rows_per_call // n_points)
+    points_per_call = min(n_points, rows_per_call)
+    alphas, weights, targets = alphas.astype(np.float32), weights.astype(np.float32), targets.astype(np.int32)
+    chunks = []
+    try:
+        for p in range(0, len(x), paths_per_call):
+            paths = slice(p, p + paths_per_call)
+            parts = [run(x[paths], x0[paths], targets[paths], alphas[s:s + points_per_call], weights[s:s + points_per_call])
+                     for s in range(0, n_points, points_per_call)]
+            chunks.append((sum(part[0] for part in parts), *parts[0][1:]))
+    except Exception as error:  # keep the framework's message, behind one that says what was tried
+        raise ValueError(f"the model failed on float32 inputs of shape (N, {', '.join(map(str, x.shape[1:]))}): "
+                         f"{type(error).__name__}: {error}") from error
+    return tuple(np.concatenate(arrays) for arrays in zip(*chunks))
+
+
+def _rows_per_call(model, obs_shape) -> int:
+    """Rows per compiled call from MEMORY_BUDGET_BYTES: each row holds its input, every layer's
+    activation and their gradients (float32)."""
+    floats = math.prod(obs_shape)
+    try:
+        floats += sum(math.prod(d or 1 for d in layer.output.shape[1:]) for layer in _backend._all_layers(model))
+    except (AttributeError, ValueError):  # a subclassed model has no symbolic outputs: assume wide layers
+        floats *= 16
+    return max(1, MEMORY_BUDGET_BYTES // (3 * 4 * floats))
+
+
+def _sums(attributions: np.ndarray) -> np.ndarray:
+    """(N, K, *obs) -> (N, K) in float64, so the completeness check adds no rounding of its own."""
+    return attributions.reshape(*attributions.shape[:2], -1).sum(axis=-1, dtype=np.float64)
+
+
+def _selected(outputs: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """outputs (N, n_outputs), targets (N,) or (N, K) -> float64 of targets' shape."""
+    index = targets.reshape(len(targets), -1)
+    return np.take_along_axis(outputs.astype(np.float64), index, axis=1).reshape(targets.shape)
+
+
+# ---- input checks: each raises ValueError naming what was expected and what was received ----
+
+def _as_float_array(values, name: str) -> np.ndarray:
+    try:
+        array = np.asarray(values, dtype=np.float32)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"{name} must be an array of numbers; received {type(values).__name__}: {error}") from None
+    bad = ~np.isfinite(array)
+    if bad.any():
+        where = tuple(int(i) for i in np.argwhere(bad)[0])
+        raise ValueError(f"{name} must be finite; received {int(bad.sum())} NaN or inf value(s), "
+                         f"the first at index {where}: {array[where]}.")
+    return array
+
+
+def _model_obs_shape(model) -> tuple | None:
+    try:
+        return tuple(model.inputs[0].shape[1:])
+    except (AttributeError, IndexError, TypeError, ValueError):
+        return None
+
+
+def _check_states(model, states: np.ndarray) -> tuple:
+    if not isinstance(model, keras.Layer):
+        raise ValueError(f"model must be a keras.Model; received {type(model).__name__}.")
+    expected = _model_obs_shape(model)
+    if states.ndim == 0 or len(states) == 0:
+        raise ValueError(f"states must be an array (N, *obs_shape) with N >= 1; received shape {states.shape}.")
+    if expected is not None:
+        compatible = states.ndim == len(expected) + 1 and all(e is None or e == s for e, s in zip(expected, states.shape[1:]))
+        if not compatible:
+            hint = " (one state? pass states[None])" if states.shape == tuple(expected) else ""
+            raise ValueError(f"states must have shape (N, {', '.join(map(str, expected))}) to fit the model; "
+                             f"received shape {states.shape}{hint}.")
+    return tuple(states.shape[1:])
+
+
+def _check_baseline(baseline, states: np.ndarray) -> np.ndarray:
+    if baseline is None:
+        return np.zeros_like(states)
+    baseline = _as_float_array(baseline, "baseline")
+    if baseline.shape == states.shape[1:]:
+        return np.broadcast_to(baseline, states.shape).copy()
+    if baseline.shape == states.shape:
+        return baseline
+    raise ValueError(f"baseline must have shape {states.shape[1:]} (one for all states) or {states.shape} "
+                     f"(one per state); received shape {baseline.shape}.")
+
+
+def _check_target(target, n: int, n_outputs: int) -> np.ndarray:
+    """-> int64 (N, K): K = 1, or n_outputs for "all"; -1 stands for the argmax of F(x)."""
+    if target is None:
+        return np.full((n, 1), -1)
+    if isinstance(target, str):
+        if target != "all":
+            raise ValueError(f'target must be None, an int, an int array (N,) or "all"; received {target!r}.')
+        return np.broadcast_to(np.arange(n_outputs), (n, n_outputs)).copy()
+    array = np.asarray(target)
+    if array.dtype == bool or not np.issubdtype(array.dtype, np.integer):
+        raise ValueError(f"target must be an integer output index in [0, {n_outputs}); received {target!r}.")
+    if array.ndim == 0:
+        array = np.full(n, int(array))
+    if array.shape != (n,):
+        raise ValueError(f"target must be one int or an int array of shape ({n},); received shape {array.shape}.")
+    out_of_range = (array < 0) | (array >= n_outputs)
+    if out_of_range.any():
+        raise ValueError(f"target must lie in [0, {n_outputs}) for a model with {n_outputs} outputs; "
+                         f"received {array[out_of_range][0]}.")
+    return array.astype(np.int64)[:, None]
+
+
+def _check_batch_size(batch_size) -> int | None:
+    if batch_size is None:
+        return None
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise ValueError(f"batch_size must be None or a positive integer; received {batch_size!r}.")
+    return int(batch_size)
+
+
+__all__ = ["IGResult", "integrated_gradients", "MAX_STEPS", "MEMORY_BUDGET_BYTES"]

@@ -1,0 +1,46 @@
+"""Run a fixed set of IG calls on whatever KERAS_BACKEND says, for the cross-backend test.
+
+    KERAS_BACKEND=jax python tests/ig_on_backend.py MODEL_DIR OUT.npz
+
+MODEL_DIR holds NAME.keras and NAME.npy (the states) for each model; OUT.npz receives
+NAME/CASE/attributions and NAME/CASE/delta for every case in CASES.
+"""
+
+import os
+import sys
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+
+from attribution import integrated_gradients  # noqa: E402
+
+CASES = {
+    "default": {},
+    "all": {"target": "all"},
+    "trapezoid_16": {"method": "riemann_trapezoid", "steps": 16},
+    "chunked": {"batch_size": 7, "target": 0},
+    "baseline": {"baseline": "mean"},
+}
+
+
+def run_cases(model_dir: Path) -> dict:
+    found = {}
+    for path in sorted(model_dir.glob("*.keras")):
+        model = keras.saving.load_model(path)
+        states = np.load(path.with_suffix(".npy"))
+        for case, kwargs in CASES.items():
+            if kwargs.get("baseline") == "mean":
+                kwargs = {"baseline": states.mean(axis=0)}
+            result = integrated_gradients(model, states, **kwargs)
+            found[f"{path.stem}/{case}/attributions"] = result.attributions
+            found[f"{path.stem}/{case}/delta"] = result.delta
+            found[f"{path.stem}/{case}/targets"] = result.targets
+    return found
+
+
+if __name__ == "__main__":
+    np.savez(sys.argv[2], backend=keras.backend.backend(), **run_cases(Path(sys.argv[1])))

@@ -1,0 +1,37 @@
+"""TensorFlow (what the app uses) and JAX (what the GPU check uses) run the same engine code
+and must agree to 1e-5. JAX runs in a subprocess: a process holds one Keras backend."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from attribution.examples import paper_network_1
+from conftest import mlp, small_cnn
+from ig_on_backend import run_cases
+
+WORKER = Path(__file__).with_name("ig_on_backend.py")
+
+
+def test_tensorflow_and_jax_agree_to_1e_5(tmp_path):
+    assert keras.backend.backend() == "tensorflow"
+    rng = np.random.default_rng(3)
+    for model, states in [(mlp(), rng.normal(size=(9, 4)) * 2),
+                          (paper_network_1(), rng.uniform(-1, 4, size=(6, 2))),
+                          (small_cnn(), rng.uniform(size=(3, 12, 12, 2)))]:
+        model.save(tmp_path / f"{model.name}.keras")
+        np.save(tmp_path / f"{model.name}.npy", states.astype(np.float32))
+
+    env = dict(os.environ, KERAS_BACKEND="jax", JAX_PLATFORMS="cpu")
+    subprocess.run([sys.executable, str(WORKER), str(tmp_path), str(tmp_path / "jax.npz")],
+                   env=env, check=True, timeout=600)
+    on_jax = np.load(tmp_path / "jax.npz")
+    on_tensorflow = run_cases(tmp_path)
+
+    assert str(on_jax["backend"]) == "jax"
+    assert set(on_tensorflow) == set(on_jax.files) - {"backend"} and len(on_tensorflow) == 3 * 5 * 3
+    for key, expected in on_tensorflow.items():
+        np.testing.assert_allclose(on_jax[key], expected, rtol=1e-5, atol=1e-5, err_msg=key)
