@@ -139,8 +139,9 @@ def integrated_gradients(
     return IGResult(attributions, delta, targets, outputs, baseline_outputs, steps_used, method)
 
 
-def _explain_paths(vjp, x, x0, targets, alphas, weights):
-    """The compiled core, in keras.ops: one forward and one backward pass over all rows.
+def _explain_paths(forward, vjp, x, x0, targets, alphas, weights):
+    """The compiled core, in keras.ops: F at the paths' ends, then one forward and one
+    backward pass over all the paths' points.
 
     Args:
         x, x0: float32 (P, *obs), the two ends of P paths.
@@ -152,22 +153,20 @@ def _explain_paths(vjp, x, x0, targets, alphas, weights):
     """
     obs_shape = tuple(x.shape[1:])
     n_paths, n_points = ops.shape(x)[0], ops.shape(alphas)[0]
-    diff = x - x0
-    path = ops.expand_dims(x0, 1) + ops.reshape(alphas, (1, -1) + (1,) * len(obs_shape)) * ops.expand_dims(diff, 1)
-    # The ends ride along in the same pass (with zero cotangent) for the completeness check.
-    rows = ops.concatenate([x, x0, ops.reshape(path, (-1, *obs_shape))])
-    outputs, pullback = vjp(rows)
+    ends = forward(ops.concatenate([x, x0]))
+    outputs, baseline_outputs = ends[:n_paths], ends[n_paths:]
     n_outputs = outputs.shape[-1]
-    x_outputs, baseline_outputs = outputs[:n_paths], outputs[n_paths:2 * n_paths]
-    targets = ops.where(targets < 0, ops.cast(ops.argmax(x_outputs, axis=1), "int32"), targets)
+    targets = ops.where(targets < 0, ops.cast(ops.argmax(outputs, axis=1), "int32"), targets)
 
+    diff = x - x0
+    rows = ops.expand_dims(x0, 1) + ops.reshape(alphas, (1, -1) + (1,) * len(obs_shape)) * ops.expand_dims(diff, 1)
+    _, pullback = vjp(ops.reshape(rows, (-1, *obs_shape)))
     # The quadrature weight rides on the cotangent, so the backward pass returns weighted
     # gradients and the integral is a plain sum over each path's points.
-    path_cotangents = ops.expand_dims(ops.one_hot(targets, n_outputs), 1) * ops.reshape(weights, (1, -1, 1))
-    cotangents = ops.concatenate([ops.zeros((2 * n_paths, n_outputs)), ops.reshape(path_cotangents, (-1, n_outputs))])
-    grads = pullback(cotangents)[2 * n_paths:]
+    cotangents = ops.expand_dims(ops.one_hot(targets, n_outputs), 1) * ops.reshape(weights, (1, -1, 1))
+    grads = pullback(ops.reshape(cotangents, (-1, n_outputs)))
     integral = ops.sum(ops.reshape(grads, (-1, n_points, *obs_shape)), axis=1)
-    return integral * diff, targets, x_outputs, baseline_outputs
+    return integral * diff, targets, outputs, baseline_outputs
 
 
 def _integrate(run, x, x0, targets, alphas, weights, rows_per_call):

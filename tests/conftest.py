@@ -1,26 +1,13 @@
-"""Shared test models: small random networks (the closed-form ones live in attribution.examples)."""
+"""Fixtures for every test."""
 
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 
-def mlp(n_in: int = 4, n_out: int = 3, seed: int = 0) -> keras.Model:
-    keras.utils.set_random_seed(seed)
-    return keras.Sequential([keras.Input((n_in,)), keras.layers.Dense(32, activation="tanh"),
-                             keras.layers.Dense(32, activation="tanh"), keras.layers.Dense(n_out)], name="mlp")
-
-
-def small_cnn(seed: int = 0) -> keras.Model:
-    keras.utils.set_random_seed(seed)
-    return keras.Sequential([keras.Input((12, 12, 2)), keras.layers.Conv2D(4, 3, strides=2, activation="relu"),
-                             keras.layers.Flatten(), keras.layers.Dense(3)], name="small_cnn")
-
-
-@pytest.fixture(scope="session")
+@pytest.fixture
 def rng():
     return np.random.default_rng(0)

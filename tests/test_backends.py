@@ -10,7 +10,7 @@ import keras
 import numpy as np
 
 from attribution.examples import paper_network_1
-from conftest import mlp, small_cnn
+from networks import mlp, small_cnn
 from ig_on_backend import run_cases
 
 WORKER = Path(__file__).with_name("ig_on_backend.py")

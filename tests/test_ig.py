@@ -7,7 +7,7 @@ import pytest
 from attribution import IGResult, integrated_gradients
 from attribution.quadrature import METHODS
 from attribution.examples import linear_model, paper_network_1, paper_network_2
-from conftest import mlp, small_cnn
+from networks import mlp, small_cnn
 
 
 # ---- exactness ----

@@ -12,6 +12,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from streamlit_browser import wait_until_idle
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -84,13 +85,3 @@ def page(browser, server_url):
     yield page
     context.close()
     assert not errors, f"browser console errors: {errors}"
-
-
-def wait_until_idle(page, timeout_ms: int = 60_000) -> None:
-    """Wait until the script run that a click or load started has finished."""
-    page.wait_for_selector('[data-testid="stApp"]', timeout=timeout_ms)
-    page.wait_for_function(
-        """() => { const app = document.querySelector('[data-testid="stApp"]');
-                   return app && app.getAttribute('data-test-script-state') !== 'running'; }""",
-        timeout=timeout_ms)
-    page.wait_for_timeout(100)  # the last delta message lands just after the state flips

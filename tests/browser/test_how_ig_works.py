@@ -2,7 +2,7 @@
 
 import pytest
 
-from conftest import wait_until_idle
+from streamlit_browser import wait_until_idle
 
 pytestmark = pytest.mark.browser
 
