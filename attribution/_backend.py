@@ -1,12 +1,12 @@
 """The one place that knows which Keras backend runs: compilation and gradients.
 
-The engine (``ig.py``) is written in ``keras.ops`` against two functions this
-module gives it, and this module compiles the engine's code once per model and
-observation shape:
+The engine (``ig.py``) is written in ``keras.ops`` against one function this module
+gives it, and this module compiles the engine's code once per model and observation shape:
 
-* ``forward(rows)``: F(rows), float32 (rows, n_outputs);
-* ``vjp(rows)`` -> ``(F(rows), pullback)``, with ``pullback(cotangents)`` =
-  d sum(F(rows) * cotangents) / d rows, float32 (rows, *obs), as ``jax.vjp`` has it.
+    vjp(rows) -> (F(rows), pullback)      rows: float32 (R, *obs); F(rows): float32 (R, n_outputs)
+    pullback(cotangents) = d sum(F(rows) * cotangents) / d rows, float32 (R, *obs)
+
+as ``jax.vjp`` has it: one forward pass serves the outputs and the gradients.
 
 TensorFlow compiles with ``tf.function`` and a ``None`` batch dimension, so a new
 N or new targets never retrace. JAX compiles with ``jax.jit`` and pads the batch
@@ -104,7 +104,7 @@ def _output_size(model, obs_shape) -> int:
 def compiled(model: keras.Model, obs_shape: tuple, body, jit_compile: bool):
     """``run(x, x0, targets, alphas, weights)`` -> numpy arrays of ``body``, compiled once and cached.
 
-    ``body(forward, vjp, x, x0, targets, alphas, weights)`` is the engine's keras.ops code (see above).
+    ``body(vjp, x, x0, targets, alphas, weights)`` is the engine's keras.ops code (see above).
     """
     build = _compile_jax if BACKEND == "jax" else _compile_tensorflow
     return cached(model, (tuple(obs_shape), bool(jit_compile), body),
@@ -114,18 +114,15 @@ def compiled(model: keras.Model, obs_shape: tuple, body, jit_compile: bool):
 def _compile_tensorflow(model, obs_shape, body, jit_compile):
     import tensorflow as tf
 
-    def forward(rows):
-        return _as_float32(model(rows, training=False))
-
     def vjp(rows):
         with tf.GradientTape() as tape:
             tape.watch(rows)
-            outputs = forward(rows)
+            outputs = _as_float32(model(rows, training=False))
         return outputs, lambda cotangents: tape.gradient(outputs, rows, output_gradients=cotangents)
 
     x = tf.TensorSpec((None, *obs_shape), tf.float32)
     vector = tf.TensorSpec((None,), tf.float32)
-    function = tf.function(lambda *args: body(forward, vjp, *args), jit_compile=jit_compile)
+    function = tf.function(lambda *args: body(vjp, *args), jit_compile=jit_compile)
     # Calling the concrete function skips tf.function's per-call argument binding: a third of
     # the time for one small state.
     concrete = function.get_concrete_function(x, x, tf.TensorSpec((None,), tf.int32), vector, vector)
@@ -148,7 +145,7 @@ def _compile_jax(model, obs_shape, body, jit_compile):
             outputs, pullback = jax.vjp(forward, rows)
             return outputs, lambda cotangents: pullback(cotangents)[0]
 
-        return body(forward, vjp, *args)
+        return body(vjp, *args)
 
     compiled_body = jax.jit(run_body) if jit_compile else run_body
 

@@ -139,9 +139,12 @@ def integrated_gradients(
     return IGResult(attributions, delta, targets, outputs, baseline_outputs, steps_used, method)
 
 
-def _explain_paths(forward, vjp, x, x0, targets, alphas, weights):
-    """The compiled core, in keras.ops: F at the paths' ends, then one forward and one
-    backward pass over all the paths' points.
+def _explain_paths(vjp, x, x0, targets, alphas, weights):
+    """The compiled core, in keras.ops: one forward and one backward pass over every path point.
+
+    Each path also carries its two ends (alpha = 0 and 1, weight 0), so the same pass gives
+    F(x') and F(x) for the completeness check. Points are (1 - alpha) x' + alpha x, which is
+    exactly x' and x at the ends.
 
     Args:
         x, x0: float32 (P, *obs), the two ends of P paths.
@@ -152,21 +155,23 @@ def _explain_paths(forward, vjp, x, x0, targets, alphas, weights):
         targets (P,), F(x) (P, n_outputs), F(x0) (P, n_outputs).
     """
     obs_shape = tuple(x.shape[1:])
-    n_paths, n_points = ops.shape(x)[0], ops.shape(alphas)[0]
-    ends = forward(ops.concatenate([x, x0]))
-    outputs, baseline_outputs = ends[:n_paths], ends[n_paths:]
+    alphas = ops.concatenate([alphas, ops.array([0.0, 1.0], "float32")])
+    weights = ops.concatenate([weights, ops.zeros((2,), "float32")])
+    n_points = ops.shape(alphas)[0]
+    alpha = ops.reshape(alphas, (1, -1) + (1,) * len(obs_shape))
+    rows = (1.0 - alpha) * ops.expand_dims(x0, 1) + alpha * ops.expand_dims(x, 1)  # (P, S + 2, *obs)
+    outputs, pullback = vjp(ops.reshape(rows, (-1, *obs_shape)))
     n_outputs = outputs.shape[-1]
-    targets = ops.where(targets < 0, ops.cast(ops.argmax(outputs, axis=1), "int32"), targets)
+    outputs = ops.reshape(outputs, (-1, n_points, n_outputs))
+    x_outputs, baseline_outputs = outputs[:, -1], outputs[:, -2]
+    targets = ops.where(targets < 0, ops.cast(ops.argmax(x_outputs, axis=1), "int32"), targets)
 
-    diff = x - x0
-    rows = ops.expand_dims(x0, 1) + ops.reshape(alphas, (1, -1) + (1,) * len(obs_shape)) * ops.expand_dims(diff, 1)
-    _, pullback = vjp(ops.reshape(rows, (-1, *obs_shape)))
     # The quadrature weight rides on the cotangent, so the backward pass returns weighted
     # gradients and the integral is a plain sum over each path's points.
     cotangents = ops.expand_dims(ops.one_hot(targets, n_outputs), 1) * ops.reshape(weights, (1, -1, 1))
     grads = pullback(ops.reshape(cotangents, (-1, n_outputs)))
     integral = ops.sum(ops.reshape(grads, (-1, n_points, *obs_shape)), axis=1)
-    return integral * diff, targets, outputs, baseline_outputs
+    return integral * (x - x0), targets, x_outputs, baseline_outputs
 
 
 def _integrate(run, x, x0, targets, alphas, weights, rows_per_call):
@@ -174,8 +179,8 @@ def _integrate(run, x, x0, targets, alphas, weights, rows_per_call):
     when one path alone is too long (the rule is a weighted sum, so point chunks add up).
     Returns what ``_explain_paths`` returns, for all paths, as numpy arrays."""
     n_points = len(alphas)
-    paths_per_call = max(1, rows_per_call // n_points)
-    points_per_call = min(n_points, rows_per_call)
+    paths_per_call = max(1, rows_per_call // (n_points + 2))  # + each path's two ends
+    points_per_call = min(n_points, max(1, rows_per_call - 2))
     alphas, weights, targets = alphas.astype(np.float32), weights.astype(np.float32), targets.astype(np.int32)
     chunks = []
     try:
