@@ -111,6 +111,34 @@ def compiled(model: keras.Model, obs_shape: tuple, body, jit_compile: bool):
                   lambda: build(model, tuple(obs_shape), body, bool(jit_compile)))
 
 
+def compiled_call(model: keras.Model):
+    """``call(x)``: the model's outputs (an array or a dict of arrays) as numpy, compiled once per
+    model with a ``None`` batch dimension; 10x quicker than an eager call for one small state."""
+    return cached(model, "compiled_call", lambda: _compile_call(model))
+
+
+def _compile_call(model):
+    to_numpy = lambda outputs: keras.tree.map_structure(np.asarray, outputs)  # noqa: E731
+    if BACKEND == "jax":
+        import jax
+
+        @jax.jit
+        def call(trainable, non_trainable, x):
+            return model.stateless_call(trainable, non_trainable, x, training=False)[0]
+
+        def run(x):
+            trainable = [v.value for v in model.trainable_variables]
+            non_trainable = [v.value for v in model.non_trainable_variables]
+            return to_numpy(call(trainable, non_trainable, np.asarray(x, np.float32)))
+        return run
+
+    import tensorflow as tf
+
+    spec = tf.TensorSpec((None, *model.inputs[0].shape[1:]), tf.float32)
+    concrete = tf.function(lambda x: model(x, training=False)).get_concrete_function(spec)
+    return lambda x: to_numpy(concrete(np.asarray(x, np.float32)))
+
+
 def _compile_tensorflow(model, obs_shape, body, jit_compile):
     import tensorflow as tf
 

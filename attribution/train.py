@@ -1,0 +1,276 @@
+"""Train a shipped policy: PPO with an actor-critic in Keras, one environment per command.
+
+    python -m attribution.train CartPole-v1 --seed 0           # writes assets/policies/CartPole-v1.keras + .json
+
+One readable loop in the style of CleanRL's ``ppo.py``: a typed config, a ``make_env`` factory,
+explicit seeding. Observations (and, where the config says so, rewards) are normalised by running
+statistics during training; the shipped model folds the observation normalisation into its first
+layer, so it takes the raw observations the environment returns and attributions come out in the
+environment's own units. Hyper-parameters follow the RL Baselines3 Zoo's tuned PPO settings.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import gymnasium as gym  # noqa: E402
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from attribution.evaluate import evaluate  # noqa: E402
+from attribution.policies import POLICY_DIR, policy_from_model, save_policy  # noqa: E402
+
+N_REFERENCE_STATES = 256
+
+
+@dataclasses.dataclass(frozen=True)
+class PPOConfig:
+    total_steps: int = 1_000_000
+    n_envs: int = 16
+    n_steps: int = 1024             # per environment, per rollout
+    minibatch_size: int = 64
+    n_epochs: int = 4
+    gamma: float = 0.99
+    gae_lambda: float = 0.95
+    learning_rate: float = 3e-4
+    anneal_lr: bool = True
+    clip: float = 0.2
+    entropy_coef: float = 0.0
+    value_coef: float = 0.5
+    max_grad_norm: float = 0.5
+    hidden: tuple[int, ...] = (64, 64)
+    normalize_reward: bool = False
+    initial_log_std: float = 0.0    # continuous actions only
+
+
+CONFIGS: dict[str, PPOConfig] = {
+    "CartPole-v1": PPOConfig(total_steps=100_000, n_envs=8, n_steps=32, minibatch_size=256, n_epochs=20,
+                             gamma=0.98, gae_lambda=0.8, learning_rate=1e-3),
+    "LunarLander-v3": PPOConfig(total_steps=1_000_000, n_envs=16, n_steps=1024, minibatch_size=64, n_epochs=4,
+                                gamma=0.999, gae_lambda=0.98, entropy_coef=0.01),
+    "Acrobot-v1": PPOConfig(total_steps=500_000, n_envs=16, n_steps=256, n_epochs=4, gae_lambda=0.94,
+                            normalize_reward=True),
+    "MountainCar-v0": PPOConfig(total_steps=1_000_000, n_envs=16, n_steps=16, n_epochs=4, gae_lambda=0.98,
+                                normalize_reward=True),
+    "Pendulum-v1": PPOConfig(total_steps=500_000, n_envs=4, n_steps=1024, n_epochs=10, gamma=0.9,
+                             learning_rate=1e-3, normalize_reward=True, initial_log_std=-0.5),
+}
+
+
+def make_env(env_id: str, seed: int, index: int):
+    def thunk():
+        env = gym.make(env_id)
+        env = gym.wrappers.RecordEpisodeStatistics(env)
+        env.action_space.seed(seed + index)
+        return env
+    return thunk
+
+
+class RunningMeanStd:
+    """Running mean and variance over a stream of batches (Chan et al.'s parallel update)."""
+
+    def __init__(self, shape=()):
+        self.mean, self.var, self.count = np.zeros(shape), np.ones(shape), 1e-4
+
+    def update(self, batch: np.ndarray) -> None:
+        mean, var, count = batch.mean(axis=0), batch.var(axis=0), len(batch)
+        delta, total = mean - self.mean, self.count + count
+        self.mean = self.mean + delta * count / total
+        self.var = (self.var * self.count + var * count + delta**2 * self.count * count / total) / total
+        self.count = total
+
+
+def build_actor_critic(n_obs: int, n_actions: int, continuous: bool, hidden: tuple[int, ...]) -> keras.Model:
+    """Normalised observations (batch, n_obs) -> {"logits" or "mean": (batch, n_actions), "value": (batch, 1)}.
+    Separate actor and critic trunks of tanh layers, orthogonal initialisation, as in PPO's reference code."""
+    obs = keras.Input((n_obs,), name="normalized_observation")
+
+    def trunk(name):
+        x = obs
+        for i, width in enumerate(hidden):
+            x = keras.layers.Dense(width, activation="tanh", kernel_initializer=keras.initializers.Orthogonal(np.sqrt(2)),
+                                   name=f"{name}_{i}")(x)
+        return x
+
+    actor_head = "mean" if continuous else "logits"
+    actor = keras.layers.Dense(n_actions, kernel_initializer=keras.initializers.Orthogonal(0.01), name=actor_head)(trunk("actor"))
+    value = keras.layers.Dense(1, kernel_initializer=keras.initializers.Orthogonal(1.0), name="value")(trunk("critic"))
+    return keras.Model(obs, {actor_head: actor, "value": value}, name="actor_critic")
+
+
+def with_observation_normalization(network: keras.Model, mean: np.ndarray, var: np.ndarray) -> keras.Model:
+    """The shipped model: raw observations -> the network's heads, normalisation folded in."""
+    raw = keras.Input(network.inputs[0].shape[1:], name="observation")
+    normalized = keras.layers.Normalization(mean=mean.astype(np.float32), variance=var.astype(np.float32) + 1e-8,
+                                            name="observation_normalization")(raw)
+    return keras.Model(raw, network(normalized), name="policy")
+
+
+def train(env_id: str, seed: int, config: PPOConfig):
+    """Returns (shipped model, obs statistics, log_std or None, steps trained)."""
+    keras.utils.set_random_seed(seed)
+    envs = gym.vector.SyncVectorEnv([make_env(env_id, seed, i) for i in range(config.n_envs)],
+                                    autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
+    continuous = isinstance(envs.single_action_space, gym.spaces.Box)
+    n_obs = envs.single_observation_space.shape[0]
+    n_actions = envs.single_action_space.shape[0] if continuous else int(envs.single_action_space.n)
+    network = build_actor_critic(n_obs, n_actions, continuous, config.hidden)
+    log_std = tf.Variable(np.full(n_actions, config.initial_log_std, np.float32)) if continuous else None
+    variables = network.trainable_variables + ([log_std] if continuous else [])
+    optimizer = keras.optimizers.Adam(config.learning_rate, epsilon=1e-5, global_clipnorm=config.max_grad_norm)
+    optimizer.build(variables)
+    low, high = (envs.single_action_space.low, envs.single_action_space.high) if continuous else (None, None)
+
+    def log_prob_entropy(heads, actions):
+        if continuous:
+            std = tf.exp(log_std)
+            log_prob = tf.reduce_sum(-0.5 * ((actions - heads["mean"]) / std) ** 2 - log_std - 0.5 * np.log(2 * np.pi), axis=1)
+            return log_prob, tf.reduce_sum(log_std + 0.5 * np.log(2 * np.pi * np.e)) * tf.ones_like(log_prob)
+        log_p = tf.nn.log_softmax(heads["logits"])
+        log_prob = tf.gather(log_p, tf.cast(actions, tf.int32), batch_dims=1)
+        return log_prob, -tf.reduce_sum(tf.exp(log_p) * log_p, axis=1)
+
+    @tf.function(reduce_retracing=True)
+    def act(obs):
+        heads = network(obs)
+        if continuous:
+            actions = heads["mean"] + tf.exp(log_std) * tf.random.normal(tf.shape(heads["mean"]))
+        else:
+            actions = tf.random.categorical(heads["logits"], 1)[:, 0]
+        log_prob, _ = log_prob_entropy(heads, tf.cast(actions, tf.float32) if continuous else actions)
+        return actions, log_prob, heads["value"][:, 0]
+
+    @tf.function(reduce_retracing=True)
+    def value_of(obs):
+        return network(obs)["value"][:, 0]
+
+    @tf.function(reduce_retracing=True)
+    def update(obs, actions, old_log_prob, advantages, returns, learning_rate):
+        optimizer.learning_rate.assign(learning_rate)
+        with tf.GradientTape() as tape:
+            heads = network(obs, training=True)
+            log_prob, entropy = log_prob_entropy(heads, actions)
+            advantages = (advantages - tf.reduce_mean(advantages)) / (tf.math.reduce_std(advantages) + 1e-8)
+            ratio = tf.exp(log_prob - old_log_prob)
+            policy_loss = -tf.reduce_mean(tf.minimum(ratio * advantages,
+                                                     tf.clip_by_value(ratio, 1 - config.clip, 1 + config.clip) * advantages))
+            value_loss = 0.5 * tf.reduce_mean((heads["value"][:, 0] - returns) ** 2)
+            loss = policy_loss + config.value_coef * value_loss - config.entropy_coef * tf.reduce_mean(entropy)
+        optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
+        return policy_loss, value_loss, tf.reduce_mean(entropy)
+
+    obs_stats, return_stats = RunningMeanStd((n_obs,)), RunningMeanStd()
+    discounted = np.zeros(config.n_envs)
+
+    def normalize(obs):
+        return ((obs - obs_stats.mean) / np.sqrt(obs_stats.var + 1e-8)).astype(np.float32)
+
+    batch = config.n_envs * config.n_steps
+    n_updates = max(1, config.total_steps // batch)
+    buffers = {name: np.zeros((config.n_steps, config.n_envs) + shape, np.float32) for name, shape in
+               [("obs", (n_obs,)), ("actions", (n_actions,) if continuous else ()), ("log_prob", ()),
+                ("rewards", ()), ("dones", ()), ("values", ())]}
+    raw_obs, _ = envs.reset(seed=seed)
+    obs_stats.update(raw_obs)
+    recent_returns, start = [], time.time()
+    for update_index in range(n_updates):
+        for t in range(config.n_steps):
+            obs = normalize(raw_obs)
+            actions, log_prob, values = (v.numpy() for v in act(obs))
+            env_actions = np.clip(actions, low, high) if continuous else actions
+            raw_obs, rewards, terminated, truncated, infos = envs.step(env_actions)
+            obs_stats.update(raw_obs)
+            rewards = rewards.astype(np.float64)
+            if truncated.any():  # bootstrap through a time limit: the episode did not really end
+                final = np.stack([infos["final_obs"][i] if truncated[i] else raw_obs[i] for i in range(config.n_envs)])
+                rewards = rewards + config.gamma * truncated * value_of(normalize(final)).numpy() * (
+                    np.sqrt(return_stats.var + 1e-8) if config.normalize_reward else 1.0)
+            if config.normalize_reward:
+                discounted = discounted * config.gamma * (1 - (terminated | truncated)) + rewards
+                return_stats.update(discounted)
+                rewards = np.clip(rewards / np.sqrt(return_stats.var + 1e-8), -10, 10)
+            for name, value in [("obs", obs), ("actions", actions), ("log_prob", log_prob), ("rewards", rewards),
+                                ("dones", terminated | truncated), ("values", values)]:
+                buffers[name][t] = value
+            if "final_info" in infos and "episode" in infos["final_info"]:
+                finished = infos["final_info"]
+                recent_returns.extend(finished["episode"]["r"][finished["_episode"]].tolist())
+        advantages = gae(buffers, value_of(normalize(raw_obs)).numpy(), config.gamma, config.gae_lambda)
+        returns = advantages + buffers["values"]
+        flat = {name: array.reshape(batch, *array.shape[2:]) for name, array in buffers.items()}
+        flat_advantages, flat_returns = advantages.reshape(-1), returns.reshape(-1)
+        learning_rate = config.learning_rate * (1 - update_index / n_updates if config.anneal_lr else 1.0)
+        for _ in range(config.n_epochs):
+            order = np.random.permutation(batch)
+            for i in range(0, batch - config.minibatch_size + 1, config.minibatch_size):
+                mb = order[i:i + config.minibatch_size]
+                losses = update(flat["obs"][mb], flat["actions"][mb], flat["log_prob"][mb], flat_advantages[mb],
+                                flat_returns[mb], np.float32(learning_rate))
+        recent_returns = recent_returns[-100:]
+        progress_line(update_index + 1, n_updates, (update_index + 1) * batch, start, recent_returns, losses)
+    envs.close()
+    model = with_observation_normalization(network, obs_stats.mean, obs_stats.var)
+    return model, (None if log_std is None else log_std.numpy()), n_updates * batch
+
+
+def gae(buffers, last_values, gamma, lam) -> np.ndarray:
+    """Generalised advantage estimates, (n_steps, n_envs). ``dones[t]`` marks that step t ended an
+    episode, so no value flows back into it from step t + 1."""
+    rewards, values, dones = buffers["rewards"], buffers["values"], buffers["dones"]
+    advantages, running = np.zeros_like(rewards), np.zeros(rewards.shape[1], np.float32)
+    for t in reversed(range(len(rewards))):
+        next_values = last_values if t == len(rewards) - 1 else values[t + 1]
+        delta = rewards[t] + gamma * next_values * (1 - dones[t]) - values[t]
+        running = delta + gamma * lam * (1 - dones[t]) * running
+        advantages[t] = running
+    return advantages
+
+
+def progress_line(done, total, steps, start, returns, losses):
+    """A progress bar: redrawn in place on a terminal, one line per tenth of the run in a log."""
+    width = 30
+    filled = int(width * done / total)
+    mean_return = f"{np.mean(returns):8.1f}" if returns else "     n/a"
+    line = (f"[{'#' * filled}{'.' * (width - filled)}] {steps:>9,} steps  {steps / (time.time() - start):6.0f} steps/s"
+            f"  return(last 100) {mean_return}  policy loss {float(losses[0]):+.3f}  value loss {float(losses[1]):.3f}")
+    if sys.stderr.isatty():
+        sys.stderr.write("\r" + line + ("\n" if done == total else ""))
+    elif done == total or done % max(1, total // 10) == 0:
+        sys.stderr.write(line + "\n")
+    sys.stderr.flush()
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("env_id", choices=sorted(CONFIGS))
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--total-steps", type=int, help="override the config's training length")
+    parser.add_argument("--out", default=str(POLICY_DIR), help="folder for ENV_ID.keras and ENV_ID.json")
+    parser.add_argument("--eval-episodes", type=int, default=100)
+    args = parser.parse_args(argv)
+    config = CONFIGS[args.env_id]
+    if args.total_steps:
+        config = dataclasses.replace(config, total_steps=args.total_steps)
+    print(f"training {args.env_id}, seed {args.seed}: {config}", file=sys.stderr)
+    start = time.time()
+    model, log_std, steps = train(args.env_id, args.seed, config)
+    minutes = (time.time() - start) / 60
+    returns, states = evaluate(policy_from_model(model, args.env_id), args.env_id, args.eval_episodes)
+    reference = states[np.random.default_rng(args.seed).choice(len(states), min(N_REFERENCE_STATES, len(states)), replace=False)]
+    path = save_policy(model, args.env_id, args.out, seed=args.seed, training_steps=steps, training_minutes=round(minutes, 1),
+                       eval_return_mean=float(returns.mean()), eval_return_std=float(returns.std()),
+                       eval_episodes=args.eval_episodes, action_log_std=log_std, reference_states=reference,
+                       config=dataclasses.asdict(config))
+    print(f"{args.env_id}: mean return {returns.mean():.1f} ± {returns.std():.1f} over {args.eval_episodes} "
+          f"evaluation episodes after {steps:,} steps ({minutes:.1f} min); saved {path}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,138 @@
+"""Recording, saving, loading and replaying episodes."""
+
+import io
+import os
+
+import keras
+import numpy as np
+import pytest
+
+from attribution.episodes import (Episode, EpisodeError, Frames, load_episode, record_episode,
+                                  replay_observations, save_episode)
+from attribution.policies import policy_from_model
+
+
+def random_policy(env_id, n_in, n_out, head="logits", seed=0):
+    keras.utils.set_random_seed(seed)
+    obs = keras.Input((n_in,))
+    hidden = keras.layers.Dense(16, activation="tanh")(obs)
+    return policy_from_model(keras.Model(obs, {head: keras.layers.Dense(n_out)(hidden),
+                                               "value": keras.layers.Dense(1)(hidden)}), env_id)
+
+
+@pytest.fixture(scope="module")
+def cartpole():
+    return random_policy("CartPole-v1", 4, 2)
+
+
+@pytest.fixture(scope="module")
+def episode(cartpole):
+    return record_episode(cartpole, seed=3)
+
+
+def test_an_episode_records_every_step(episode, cartpole):
+    t = len(episode)
+    assert t > 5 and (episode.terminated or episode.truncated)
+    assert episode.observations.shape == (t, 4) and episode.observations.dtype == np.float32
+    assert episode.actions.shape == (t,) and set(episode.actions) <= {0, 1}
+    assert episode.rewards.shape == (t,) and episode.total_return == float(t)  # CartPole pays 1 a step
+    assert episode.policy_outputs.shape == (t, 2)
+    np.testing.assert_allclose(episode.policy_outputs, cartpole.heads(episode.observations)["logits"], rtol=1e-5, atol=1e-6)
+    assert (episode.actions == episode.policy_outputs.argmax(axis=1)).all()  # greedy
+    assert len(episode.frames) == t and episode.frames[0].shape == (400, 600, 3)
+    assert episode.env_id == "CartPole-v1" and episode.seed == 3 and episode.greedy
+
+
+def test_replaying_the_seed_and_actions_reproduces_the_observations(episode):
+    np.testing.assert_array_equal(replay_observations(episode), episode.observations)
+
+
+@pytest.mark.parametrize("env_id, n_in, n_out, head", [("LunarLander-v3", 8, 4, "logits"), ("Pendulum-v1", 3, 1, "mean")])
+def test_replay_is_exact_for_box2d_and_continuous_actions(env_id, n_in, n_out, head):
+    recorded = record_episode(random_policy(env_id, n_in, n_out, head), seed=11, greedy=False, render=False, max_steps=150)
+    assert len(recorded.frames) == 0
+    np.testing.assert_array_equal(replay_observations(recorded), recorded.observations)
+
+
+def test_sampled_actions_are_reproducible_from_the_seed(cartpole):
+    first = record_episode(cartpole, seed=5, greedy=False, render=False)
+    again = record_episode(cartpole, seed=5, greedy=False, render=False)
+    np.testing.assert_array_equal(first.actions, again.actions)
+    assert not first.greedy
+
+
+def test_save_then_load_gives_identical_arrays(episode, tmp_path):
+    episode.attributions = np.random.default_rng(0).normal(size=episode.observations.shape).astype(np.float32)
+    episode.settings = {"explain": "action probability", "steps": 64}
+    path = save_episode(episode, tmp_path / "run.npz")
+    loaded = load_episode(path)
+    for name in ("observations", "actions", "rewards", "policy_outputs", "attributions"):
+        np.testing.assert_array_equal(getattr(loaded, name), getattr(episode, name), err_msg=name)
+        assert getattr(loaded, name).dtype == getattr(episode, name).dtype
+    assert loaded.frames.encoded == episode.frames.encoded
+    np.testing.assert_array_equal(loaded.frames[7], episode.frames[7])
+    for name in ("env_id", "seed", "policy", "greedy", "terminated", "truncated", "created", "settings"):
+        assert getattr(loaded, name) == getattr(episode, name), name
+    with open(path, "rb") as file:  # an upload arrives as a file object
+        assert len(load_episode(io.BytesIO(file.read()))) == len(episode)
+
+
+def test_a_long_lunar_lander_episode_with_frames_stays_small():
+    """Measured per frame on real LunarLander frames, scaled to the 1,000-step limit."""
+    recorded = record_episode(random_policy("LunarLander-v3", 8, 4), seed=1, greedy=False, max_steps=200)
+    per_step = recorded.frames.nbytes / len(recorded) + sum(
+        a.nbytes for a in (recorded.observations, recorded.actions, recorded.rewards, recorded.policy_outputs)) / len(recorded)
+    assert per_step * 1000 < 30e6, f"{per_step * 1000 / 1e6:.1f} MB for 1,000 steps"
+
+
+# ---- damaged and foreign files ----
+
+def npz_bytes(**arrays) -> bytes:
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    return buffer.getvalue()
+
+
+def test_damaged_and_foreign_files_get_a_clear_error(episode, tmp_path):
+    good = save_episode(episode, tmp_path / "good.npz").read_bytes()
+    cases = {
+        "random.npz": (os.urandom(2000), "is not an episode file"),
+        "truncated.npz": (good[: len(good) // 2], "is not an episode file"),
+        "foreign.npz": (npz_bytes(x=np.zeros(3)), "it lacks observations, actions"),
+        "pickled.npz": (npz_bytes(observations=np.array([{"a": 1}], dtype=object), actions=np.zeros(1), rewards=np.zeros(1),
+                                  policy_outputs=np.zeros((1, 2)), metadata=np.zeros(1, np.uint8),
+                                  frame_lengths=np.zeros(0, int), frame_bytes=np.zeros(0, np.uint8)), "is not an episode file"),
+    }
+    with np.load(io.BytesIO(good)) as data:
+        arrays = {key: data[key] for key in data.files}
+    cases["short_rewards.npz"] = (npz_bytes(**{**arrays, "rewards": arrays["rewards"][:-1]}), r"rewards has shape \(\d+,\)")
+    cases["other_format.npz"] = (npz_bytes(**{**arrays, "metadata": np.frombuffer(b'{"format": "x"}', np.uint8)}),
+                                 "names no 'rl-attribution episode' format")
+    cases["bad_frames.npz"] = (npz_bytes(**{**arrays, "frame_lengths": arrays["frame_lengths"] + 1}), "damaged frames")
+    for name, (content, message) in cases.items():
+        (tmp_path / name).write_bytes(content)
+        with pytest.raises(EpisodeError, match=message):
+            load_episode(tmp_path / name)
+
+
+def test_an_interrupted_save_leaves_the_old_file(episode, tmp_path, monkeypatch):
+    path = save_episode(episode, tmp_path / "run.npz")
+    before = path.read_bytes()
+
+    def crash(*args):
+        raise OSError("disk pulled out")
+
+    monkeypatch.setattr(os, "replace", crash)
+    other = Episode(**{**episode.__dict__, "seed": 99})
+    with pytest.raises(OSError, match="disk pulled out"):
+        save_episode(other, path)
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run.npz"]  # no temporary file left
+
+
+def test_frames_decode_to_what_was_stored():
+    frames = Frames()
+    picture = np.random.default_rng(0).integers(0, 255, size=(20, 30, 3), dtype=np.uint8)
+    frames.append(picture)
+    np.testing.assert_array_equal(frames[0], picture)
+    assert len(frames) == 1 and frames.nbytes > 0

@@ -1,0 +1,170 @@
+"""The shipped policies, the registry, and users' policy files (including hostile ones)."""
+
+import json
+import re
+import zipfile
+
+import gymnasium as gym
+import keras
+import numpy as np
+import pytest
+
+from attribution import evaluate, explain, integrated_gradients
+from attribution.environments import ENVIRONMENTS
+from attribution.policies import (POLICY_DIR, PolicyError, load_policy, load_policy_file, policy_from_model,
+                                  shipped_env_ids)
+
+MUST_REACH = {"CartPole-v1": 475, "LunarLander-v3": 200, "Acrobot-v1": -100, "MountainCar-v0": -120, "Pendulum-v1": -250}
+
+
+def test_every_environment_of_the_product_ships_a_policy():
+    assert shipped_env_ids() == sorted(MUST_REACH)
+
+
+@pytest.fixture(scope="module", params=sorted(MUST_REACH))
+def shipped(request):
+    return load_policy(request.param)
+
+
+def test_sidecar_says_what_the_numbers_mean_and_how_good_the_policy_is(shipped):
+    info, env_id = shipped.info, shipped.info.env_id
+    assert info.feature_names == ENVIRONMENTS[env_id].feature_names
+    assert info.action_names == ENVIRONMENTS[env_id].action_names
+    assert info.source == "shipped" and info.seed == 0 and info.training_steps > 0
+    assert info.eval_episodes == 100 and info.eval_return_mean >= MUST_REACH[env_id]
+    assert info.heads == (("mean",) if info.continuous else ("logits",)) + ("value",)
+    assert info.reference_states.shape == (256, len(info.feature_names))
+    sidecar = json.loads((POLICY_DIR / f"{env_id}.json").read_text())
+    assert sidecar["env_id"] == env_id and sidecar["eval_return_std"] >= 0
+
+
+def test_the_model_takes_raw_observations(shipped):
+    """Normalisation is folded in: the first layer after the input is the observation normaliser."""
+    assert isinstance(shipped.model.layers[1], keras.layers.Normalization)
+    assert tuple(shipped.model.inputs[0].shape[1:]) == (len(shipped.info.feature_names),)
+
+
+def test_act_gives_what_the_environment_accepts(shipped):
+    env = gym.make(shipped.info.env_id)
+    observation, _ = env.reset(seed=5)
+    for _ in range(20):
+        action = shipped.act(observation)
+        assert env.action_space.contains(action), action
+        observation, *_ = env.step(action)
+
+
+def test_evaluate_reruns_a_few_episodes(shipped, capsys):
+    evaluate.main([shipped.info.env_id, "--episodes", "3"])
+    printed = capsys.readouterr().out
+    mean = float(re.search(r"mean return (-?[\d.]+)", printed).group(1))
+    # 3 episodes are noisy: allow three recorded standard deviations below the bar
+    assert mean >= MUST_REACH[shipped.info.env_id] - 3 * shipped.info.eval_return_std - 1, printed
+
+
+def test_completeness_on_the_shipped_policy_over_its_rollout_states(shipped):
+    model = explain.action_mean(shipped.model) if shipped.info.continuous else explain.action_probabilities(shipped.model)
+    states = shipped.info.reference_states
+    for baseline in (None, states.mean(axis=0)):
+        result = integrated_gradients(model, states, baseline=baseline)
+        change = np.abs(result.output_change)
+        meaningful = change > 1e-3
+        assert (np.abs(result.delta)[meaningful] <= 0.01 * change[meaningful]).all()
+
+
+# ---- the registry ----
+
+def test_unknown_shipped_policy():
+    with pytest.raises(PolicyError, match=r"no shipped policy for 'Humanoid-v5'; shipped: Acrobot-v1, CartPole-v1"):
+        load_policy("Humanoid-v5")
+
+
+# ---- users' files ----
+
+def small_policy(n_in=4, n_out=2, heads=True) -> keras.Model:
+    obs = keras.Input((n_in,))
+    hidden = keras.layers.Dense(8, activation="tanh")(obs)
+    if not heads:
+        return keras.Model(obs, keras.layers.Dense(n_out)(hidden))
+    return keras.Model(obs, {"logits": keras.layers.Dense(n_out)(hidden), "value": keras.layers.Dense(1)(hidden)})
+
+
+def test_a_user_file_without_sidecar_gets_the_documented_names(tmp_path):
+    small_policy(heads=False).save(tmp_path / "mine.keras")
+    policy = load_policy_file(tmp_path / "mine.keras", "CartPole-v1")
+    assert policy.info.feature_names[0] == "cart position (m)" and policy.info.heads == ("logits",)
+    assert policy.info.source == "mine.keras" and policy.info.action_names == ("push left", "push right")
+    assert policy.act(np.zeros(4)) in (0, 1)
+
+
+def test_an_environment_without_documented_names_gets_numbered_ones(tmp_path):
+    obs = keras.Input((2,))
+    keras.Model(obs, {"mean": keras.layers.Dense(1)(obs)}).save(tmp_path / "car.keras")
+    policy = load_policy_file(tmp_path / "car.keras", "MountainCarContinuous-v0")
+    assert policy.info.feature_names == ("obs[0]", "obs[1]") and policy.info.continuous
+    action = policy.act(np.array([-0.5, 0.0]))
+    assert action.shape == (1,) and -1 <= action[0] <= 1
+
+
+def test_a_user_may_name_the_features(tmp_path):
+    small_policy().save(tmp_path / "mine.keras")
+    policy = load_policy_file(tmp_path / "mine.keras", "CartPole-v1", feature_names_override=["a", "b", "c", "d"])
+    assert policy.info.feature_names == ("a", "b", "c", "d")
+    with pytest.raises(PolicyError, match=r"need 4 feature names for CartPole-v1; received 2"):
+        load_policy_file(tmp_path / "mine.keras", "CartPole-v1", feature_names_override=["a", "b"])
+
+
+def test_a_lambda_layer_is_refused_and_never_run(tmp_path):
+    marker = tmp_path / "ran.txt"
+    marker_name = str(marker)
+    obs = keras.Input((4,))
+    touched = keras.layers.Lambda(lambda x: x + 0 * len(open(marker_name, "w").name))(obs)
+    keras.Model(obs, keras.layers.Dense(2)(touched)).save(tmp_path / "evil.keras")
+    marker.unlink(missing_ok=True)  # building and saving the model ran the lambda here, on purpose
+    with pytest.raises(PolicyError, match="carries code.*refused"):
+        load_policy_file(tmp_path / "evil.keras", "CartPole-v1")
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"definitely not a zip", r"bad\.keras is not a Keras archive"),
+    (None, r"could not be read as a Keras model"),  # a truncated archive
+])
+def test_broken_files(tmp_path, content, message):
+    if content is None:
+        small_policy().save(tmp_path / "whole.keras")
+        data = (tmp_path / "whole.keras").read_bytes()
+        with zipfile.ZipFile(tmp_path / "bad.keras", "w") as archive:  # a zip, but not a whole model
+            archive.writestr("config.json", data[:40])
+    else:
+        (tmp_path / "bad.keras").write_bytes(content)
+    with pytest.raises(PolicyError, match=message):
+        load_policy_file(tmp_path / "bad.keras", "CartPole-v1")
+
+
+@pytest.mark.parametrize("model, message", [
+    (small_policy(n_in=3), r"takes inputs of shape \(batch, 3\); CartPole-v1 observations have shape \(4,\)"),
+    (small_policy(n_out=3), r"'logits' output has shape \(batch, 3\); CartPole-v1 has 2 actions"),
+])
+def test_a_model_that_does_not_fit_the_environment(tmp_path, model, message):
+    model.save(tmp_path / "wrong.keras")
+    with pytest.raises(PolicyError, match=message):
+        load_policy_file(tmp_path / "wrong.keras", "CartPole-v1")
+
+
+@pytest.mark.parametrize("env_id, message", [
+    ("NoSuchEnv-v0", r"unknown environment id 'NoSuchEnv-v0'"),
+    ("FrozenLake-v1", r"FrozenLake-v1 has a Discrete observation space; attribution needs a Box"),
+])
+def test_environments_that_cannot_be_explained(tmp_path, env_id, message):
+    small_policy().save(tmp_path / "mine.keras")
+    with pytest.raises(PolicyError, match=message):
+        load_policy_file(tmp_path / "mine.keras", env_id)
+
+
+def test_policy_errors_are_value_errors():
+    assert issubclass(PolicyError, ValueError)
+
+
+def test_policy_from_model_checks_the_fit():
+    with pytest.raises(PolicyError, match="takes inputs of shape"):
+        policy_from_model(small_policy(n_in=5), "CartPole-v1")
