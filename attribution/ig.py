@@ -68,7 +68,7 @@ def integrated_gradients(
     method: str = "gausslegendre",
     batch_size: int | None = None,
     *,
-    refine: bool = False,
+    refine: bool = True,
     rtol: float = 0.01,
     max_steps: int = 1024,
     jit_compile: bool | None = None,
@@ -85,8 +85,12 @@ def integrated_gradients(
             "riemann_middle" or "riemann_trapezoid".
         batch_size: most interpolated rows per compiled call; None picks it from a memory budget.
             Any value gives the same result up to float32 rounding.
-        refine: double ``steps`` for the states whose |delta| exceeds
-            ``rtol * |F(x)[t] - F(x')[t]|`` until none does or ``max_steps`` is reached.
+        refine: on by default: double ``steps`` for the states whose |delta| exceeds
+            ``rtol * |F(x)[t] - F(x')[t]|`` (plus float32's resolution of the outputs) until none
+            does or ``max_steps`` is reached; ``result.steps`` says what each state needed. Most
+            states meet 1% at 64 Gauss-Legendre points and cost nothing more; a policy whose
+            probability jumps along the path (a sharp decision boundary) gets the points it needs.
+            False computes exactly ``steps`` points.
         jit_compile: XLA on or off; None chooses per device and model (see ``_backend``).
 
     Returns:
@@ -121,15 +125,18 @@ def integrated_gradients(
     attributions, targets, outputs, baseline_outputs = attribute(np.arange(n), steps)
     outputs, baseline_outputs = outputs[:, 0], baseline_outputs[:, 0]
     steps_used = np.full(n, steps)
-    change = _selected(outputs, targets) - _selected(baseline_outputs, targets)
+    at_state, at_baseline = _selected(outputs, targets), _selected(baseline_outputs, targets)
+    change = at_state - at_baseline
     delta = _sums(attributions) - change
     if refine:
-        per_path = targets  # argmaxes now known: refining never re-decides them
+        # below float32's resolution of the outputs no number of steps can help
+        tolerance = rtol * np.abs(change) + 1e-5 * (np.abs(at_state) + np.abs(at_baseline)) + 1e-7
         while True:
-            index = np.flatnonzero((np.abs(delta) > rtol * np.abs(change) + 1e-6).any(axis=1) & (steps_used < max_steps))
+            index = np.flatnonzero((np.abs(delta) > tolerance).any(axis=1) & (steps_used < max_steps))
             if index.size == 0:
                 break
             n_steps = min(2 * int(steps_used[index[0]]), max_steps)
+            per_path = targets  # the argmaxes are known now: refining never re-decides them
             attributions[index] = attribute(index, n_steps)[0]
             delta[index] = _sums(attributions[index]) - change[index]
             steps_used[index] = n_steps

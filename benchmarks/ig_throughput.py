@@ -119,7 +119,8 @@ def main() -> None:
             if _backend.BACKEND == "jax" and not jit:
                 continue  # JAX without jit is eager op-by-op: not an engine configuration
             rows[label] = median_ms(lambda: integrated_gradients(model, states, target=targets, steps=STEPS,
-                                                                 method="riemann_middle", jit_compile=jit), repeats)
+                                                                 method="riemann_middle", refine=False, jit_compile=jit),
+                                         repeats)
         rows["eager batched (reference)"] = median_ms(lambda: eager_batched(model, states, targets), repeats)
         rows["tape loop per point (tutorial)"] = median_ms(lambda: tape_loop(model, states, targets), repeats)
         eager = rows["eager batched (reference)"]

@@ -23,6 +23,15 @@ def test_opens_on_how_ig_works_with_the_papers_answer(app):
     assert "(1.5, −0.5)" in app.caption[0].value
 
 
+def test_refine_reports_the_points_it_added(app):
+    app.number_input[0].set_value(3).run()
+    assert not app.exception
+    assert "gap 0.0%" in app.info[0].value or "gap 0." in app.info[0].value
+    assert app.caption[0].value.startswith("Refined from 3 to ")
+    app.toggle[0].set_value(False).run()
+    assert app.info[0].value.endswith("gap 44.4%")
+
+
 def test_moving_a_slider_recomputes(app):
     x2 = next(s for s in app.slider if s.label == "x2")
     x2.set_value(-1.0).run()

@@ -50,8 +50,8 @@ def test_probability_attributions_over_all_actions_add_up_to_zero(policy, states
 
 def test_contrast_is_the_difference_of_log_probability_attributions(policy, states):
     """IG is linear in the explained output, and log p_a - log p_b = logit_a - logit_b."""
-    contrast = integrated_gradients(explain.action_contrast(policy, 1, 2), states, target=0)
-    log_p = integrated_gradients(explain.action_log_probabilities(policy), states, target="all")
+    contrast = integrated_gradients(explain.action_contrast(policy, 1, 2), states, target=0, refine=False)
+    log_p = integrated_gradients(explain.action_log_probabilities(policy), states, target="all", refine=False)
     np.testing.assert_allclose(contrast.attributions, log_p.attributions[:, 1] - log_p.attributions[:, 2], rtol=1e-4, atol=1e-5)
 
 
@@ -73,8 +73,10 @@ def test_raw_observation_attributions_equal_normalized_ones_and_are_in_raw_units
     mean, std = np.array([1.0, -2.0, 0.5, 10.0]), np.array([2.0, 0.5, 1.0, 4.0])
     raw_policy = explain.on_raw_observations(policy, mean, std)
     raw_states, raw_baseline = states * std + mean, mean + std * 0.3
-    raw = integrated_gradients(explain.action_probabilities(raw_policy), raw_states, baseline=raw_baseline, target="all")
-    normalized = integrated_gradients(explain.action_probabilities(policy), states, baseline=np.full(4, 0.3), target="all")
+    raw = integrated_gradients(explain.action_probabilities(raw_policy), raw_states, baseline=raw_baseline, target="all",
+                               refine=False)
+    normalized = integrated_gradients(explain.action_probabilities(policy), states, baseline=np.full(4, 0.3), target="all",
+                                      refine=False)
     np.testing.assert_allclose(raw.attributions, normalized.attributions, rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(raw.outputs, normalized.outputs, rtol=1e-5, atol=1e-6)
 

@@ -37,8 +37,8 @@ def test_implementation_invariance_between_the_papers_two_networks(method, rng):
     f1, f2 = paper_network_1(), paper_network_2()
     states = rng.uniform(-3, 4, size=(200, 2))
     np.testing.assert_allclose(f1(states).numpy(), f2(states).numpy(), atol=1e-6)  # functionally equal ...
-    a1 = integrated_gradients(f1, states, target=0, steps=128, method=method).attributions
-    a2 = integrated_gradients(f2, states, target=0, steps=128, method=method).attributions
+    a1 = integrated_gradients(f1, states, target=0, steps=128, method=method, refine=False).attributions
+    a2 = integrated_gradients(f2, states, target=0, steps=128, method=method, refine=False).attributions
     np.testing.assert_allclose(a1, a2, atol=1e-5)  # ... so equal attributions
 
 
@@ -62,7 +62,7 @@ def test_attributions_are_not_gradient_times_input(rng):
 def test_result_holds_outputs_targets_and_the_completeness_gap(rng):
     model, states = mlp(), rng.normal(size=(7, 4))
     baseline = rng.normal(size=4)
-    result = integrated_gradients(model, states, baseline=baseline)
+    result = integrated_gradients(model, states, baseline=baseline, refine=False)
     assert isinstance(result, IGResult)
     assert result.attributions.dtype == np.float32 and result.attributions.shape == (7, 4)
     outputs, baseline_outputs = model(states).numpy(), model(np.tile(baseline, (7, 1))).numpy()
@@ -85,6 +85,16 @@ def test_default_baseline_is_zeros(rng):
 def test_completeness_under_one_percent_at_default_settings_on_a_smooth_network(rng):
     result = integrated_gradients(mlp(), rng.normal(size=(300, 4)) * 2)
     assert (np.abs(result.delta) <= 0.01 * np.abs(result.output_change) + 1e-6).all()
+    assert result.steps.tolist() == [64] * 300  # a smooth network needs no more than the default
+
+
+def test_refine_is_on_by_default_and_reports_the_steps_each_state_needed():
+    # the paper's ReLU network has a kink mid-path: 3 Gauss-Legendre points are far from enough
+    fixed = integrated_gradients(paper_network_1(), [[3.0, 1.0], [0.5, 0.0]], steps=3, refine=False)
+    default = integrated_gradients(paper_network_1(), [[3.0, 1.0], [0.5, 0.0]], steps=3)
+    assert fixed.relative_delta[0] > 0.4
+    assert default.steps[0] > 3 and default.relative_delta[0] <= 0.01
+    assert default.steps[1] == 3  # f = 0 along the whole second path: nothing to refine
 
 
 # ---- batching invariances ----
@@ -92,20 +102,20 @@ def test_completeness_under_one_percent_at_default_settings_on_a_smooth_network(
 def test_batched_equals_one_state_at_a_time(rng):
     model, states = mlp(), rng.normal(size=(12, 4))
     baselines = rng.normal(size=(12, 4))
-    batched = integrated_gradients(model, states, baseline=baselines)
+    batched = integrated_gradients(model, states, baseline=baselines, refine=False)
     for i in range(12):
-        single = integrated_gradients(model, states[i:i + 1], baseline=baselines[i])
+        single = integrated_gradients(model, states[i:i + 1], baseline=baselines[i], refine=False)
         np.testing.assert_allclose(batched.attributions[i], single.attributions[0], rtol=1e-5, atol=1e-6)
         assert batched.targets[i] == single.targets[0]
 
 
 def test_all_targets_equal_per_target_calls(rng):
     model, states = mlp(), rng.normal(size=(9, 4))
-    every = integrated_gradients(model, states, target="all")
+    every = integrated_gradients(model, states, target="all", refine=False)
     assert every.attributions.shape == (9, 3, 4) and every.delta.shape == (9, 3)
     assert every.targets.tolist() == [[0, 1, 2]] * 9
     for t in range(3):
-        one = integrated_gradients(model, states, target=t)
+        one = integrated_gradients(model, states, target=t, refine=False)
         np.testing.assert_allclose(every.attributions[:, t], one.attributions, rtol=1e-5, atol=1e-6)
         np.testing.assert_allclose(every.delta[:, t], one.delta, atol=1e-6)
 
@@ -113,8 +123,8 @@ def test_all_targets_equal_per_target_calls(rng):
 def test_per_state_targets(rng):
     model, states = mlp(), rng.normal(size=(6, 4))
     targets = np.array([0, 2, 1, 1, 0, 2])
-    mixed = integrated_gradients(model, states, target=targets)
-    every = integrated_gradients(model, states, target="all")
+    mixed = integrated_gradients(model, states, target=targets, refine=False)
+    every = integrated_gradients(model, states, target="all", refine=False)
     np.testing.assert_allclose(mixed.attributions, every.attributions[np.arange(6), targets], rtol=1e-5, atol=1e-6)
     np.testing.assert_array_equal(mixed.targets, targets)
 
@@ -123,8 +133,8 @@ def test_per_state_targets(rng):
 def test_chunked_equals_unchunked(batch_size, rng):
     """batch_size 1 and 7 split each path's 64 points; 65 splits paths; 10,000 is one call."""
     model, states = mlp(), rng.normal(size=(11, 4))
-    whole = integrated_gradients(model, states, target="all", batch_size=100_000)
-    chunked = integrated_gradients(model, states, target="all", batch_size=batch_size)
+    whole = integrated_gradients(model, states, target="all", batch_size=100_000, refine=False)
+    chunked = integrated_gradients(model, states, target="all", batch_size=batch_size, refine=False)
     np.testing.assert_allclose(chunked.attributions, whole.attributions, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(chunked.outputs, whole.outputs, rtol=1e-5, atol=1e-6)
 
@@ -133,9 +143,9 @@ def test_image_policy_chunked_under_a_small_memory_budget(rng, monkeypatch):
     import attribution.ig as ig
 
     model, states = small_cnn(), rng.uniform(size=(5, 12, 12, 2))
-    whole = integrated_gradients(model, states, steps=32)
+    whole = integrated_gradients(model, states, steps=32, refine=False)
     monkeypatch.setattr(ig, "MEMORY_BUDGET_BYTES", 20_000)  # a handful of rows per call
-    small = integrated_gradients(small_cnn(), states, steps=32)  # a new model: a new cached budget
+    small = integrated_gradients(small_cnn(), states, steps=32, refine=False)  # a new model: a new cached budget
     np.testing.assert_allclose(small.attributions, whole.attributions, rtol=1e-4, atol=1e-6)
     assert small.attributions.shape == (5, 12, 12, 2)
     assert (np.abs(small.delta) <= 0.01 * np.abs(small.output_change) + 1e-5).all()
@@ -156,14 +166,15 @@ def test_no_retracing_when_n_or_targets_change(rng):
 
 def test_refine_raises_steps_until_the_gap_is_under_tolerance(rng):
     model, states = mlp(), rng.normal(size=(30, 4)) * 3
-    coarse = integrated_gradients(model, states, steps=2, method="riemann_trapezoid")
+    coarse = integrated_gradients(model, states, steps=2, method="riemann_trapezoid", refine=False)
     assert (coarse.relative_delta > 0.01).any()  # the two ends alone are far from enough
     refined = integrated_gradients(model, states, steps=2, method="riemann_trapezoid", refine=True, rtol=0.01)
     assert (np.abs(refined.delta) <= 0.01 * np.abs(refined.output_change) + 1e-6).all()
     assert refined.steps.max() > 2 and refined.steps.min() >= 2
     # a refined state equals a plain call at the steps it reports
     i = int(refined.steps.argmax())
-    plain = integrated_gradients(model, states[i:i + 1], steps=int(refined.steps[i]), method="riemann_trapezoid")
+    plain = integrated_gradients(model, states[i:i + 1], steps=int(refined.steps[i]), method="riemann_trapezoid",
+                                 refine=False)
     np.testing.assert_allclose(refined.attributions[i], plain.attributions[0], rtol=1e-5, atol=1e-6)
 
 

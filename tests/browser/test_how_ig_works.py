@@ -17,6 +17,10 @@ def test_opens_on_the_papers_example_with_a_chart_and_no_exception(page):
 
 
 def test_changing_the_steps_recomputes(page):
+    refine = page.get_by_role("switch", name="Refine")
+    page.locator('[data-testid="stCheckbox"]').filter(has_text="Refine").click()  # off: exactly the steps asked for
+    wait_until_idle(page)
+    assert not refine.is_checked()
     page.get_by_label("Steps", exact=True).and_(page.locator("input")).fill("3")
     page.get_by_label("Steps", exact=True).and_(page.locator("input")).press("Enter")
     wait_until_idle(page)
