@@ -9,6 +9,7 @@ import streamlit as st  # noqa: E402
 st.set_page_config(page_title="Why did the agent do that?", page_icon="🔍", layout="wide")
 
 navigation = st.navigation([
-    st.Page("pages/how_ig_works.py", title="How IG works", icon=":material/functions:", default=True),
+    st.Page("pages/live.py", title="Live", icon=":material/play_circle:", default=True),
+    st.Page("pages/how_ig_works.py", title="How IG works", icon=":material/functions:"),
 ])
 navigation.run()

@@ -10,9 +10,21 @@ import dataclasses
 
 
 @dataclasses.dataclass(frozen=True)
+class Phrase:
+    """What a feature's value means in words: ``below`` when value < pivot, else ``above``."""
+    below: str
+    above: str
+    pivot: float = 0.0
+
+    def describe(self, value: float) -> str:
+        return self.below if value < self.pivot else self.above
+
+
+@dataclasses.dataclass(frozen=True)
 class EnvironmentInfo:
     feature_names: tuple[str, ...]
     action_names: tuple[str, ...]  # one per discrete action, or one per continuous action dimension
+    phrases: tuple[Phrase, ...] = ()  # one per feature, for plain-language readings
     continuous: bool = False
 
 
@@ -20,24 +32,47 @@ ENVIRONMENTS: dict[str, EnvironmentInfo] = {
     "CartPole-v1": EnvironmentInfo(
         ("cart position (m)", "cart velocity (m/s)", "pole angle (rad)", "pole angular velocity (rad/s)"),
         ("push left", "push right"),
+        (Phrase("the cart is left of centre", "the cart is right of centre"),
+         Phrase("the cart moves left", "the cart moves right"),
+         Phrase("the pole leans left", "the pole leans right"),
+         Phrase("the pole is falling left", "the pole is falling right")),
     ),
     "LunarLander-v3": EnvironmentInfo(
         ("x position", "y position", "x velocity", "y velocity", "angle (rad)", "angular velocity",
          "left leg contact", "right leg contact"),
         ("do nothing", "fire left engine", "fire main engine", "fire right engine"),
+        (Phrase("the lander is left of the pad", "the lander is right of the pad"),
+         Phrase("the lander is below the pad", "the lander is above the pad"),
+         Phrase("it drifts left", "it drifts right"),
+         Phrase("it is falling", "it is rising"),
+         Phrase("it is tilted clockwise", "it is tilted anticlockwise"),
+         Phrase("it is turning clockwise", "it is turning anticlockwise"),
+         Phrase("the left leg is in the air", "the left leg touches the ground", 0.5),
+         Phrase("the right leg is in the air", "the right leg touches the ground", 0.5)),
     ),
     "Acrobot-v1": EnvironmentInfo(
         ("cos(upper link angle)", "sin(upper link angle)", "cos(lower link angle)", "sin(lower link angle)",
          "upper link angular velocity (rad/s)", "lower link angular velocity (rad/s)"),
         ("torque left", "no torque", "torque right"),
+        (Phrase("the upper link points upwards", "the upper link hangs downwards"),
+         Phrase("the upper link is turned clockwise", "the upper link is turned anticlockwise"),
+         Phrase("the lower link is folded back", "the lower link is in line with the upper"),
+         Phrase("the lower link is bent clockwise", "the lower link is bent anticlockwise"),
+         Phrase("the upper link swings clockwise", "the upper link swings anticlockwise"),
+         Phrase("the lower link swings clockwise", "the lower link swings anticlockwise")),
     ),
     "MountainCar-v0": EnvironmentInfo(
         ("car position (m)", "car velocity (m/s)"),
         ("accelerate left", "don't accelerate", "accelerate right"),
+        (Phrase("the car is on the left slope", "the car is on the right slope", -0.52),
+         Phrase("the car moves left", "the car moves right")),
     ),
     "Pendulum-v1": EnvironmentInfo(
         ("cos(angle)", "sin(angle)", "angular velocity (rad/s)"),
         ("torque (N·m)",),
+        (Phrase("the pendulum hangs below the axle", "the pendulum is above the axle"),
+         Phrase("it leans clockwise", "it leans anticlockwise"),
+         Phrase("it swings clockwise", "it swings anticlockwise")),
         continuous=True,
     ),
 }
@@ -49,6 +84,14 @@ def feature_names(env_id: str, n_features: int) -> tuple[str, ...]:
     if known and len(known.feature_names) == n_features:
         return known.feature_names
     return tuple(f"obs[{i}]" for i in range(n_features))
+
+
+def phrases(env_id: str, names: tuple[str, ...]) -> tuple[Phrase, ...]:
+    """Plain-language phrases for the features, or ones built from the names (``obs[2] is low``)."""
+    known = ENVIRONMENTS.get(env_id)
+    if known and known.feature_names == tuple(names):
+        return known.phrases
+    return tuple(Phrase(f"{name} is negative", f"{name} is positive") for name in names)
 
 
 def action_names(env_id: str, n_actions: int) -> tuple[str, ...]:

@@ -32,3 +32,54 @@ def attribution_bars(feature_names, attributions, title: str = "") -> go.Figure:
                          showlegend=False)
     figure.add_vline(x=0, line_width=1, line_color="#888")
     return figure
+
+
+def attribution_timeline(feature_names, attributions, actions, rewards, action_names=None, kind: str = "lines",
+                         cursor: int | None = None) -> go.Figure:
+    """The episode so far: attribution per feature over time (lines, or a features x time heatmap)
+    above the actions taken and the rewards, three rows on one shared time axis.
+
+    Args:
+        feature_names: (F,) strings.
+        attributions: (T, F) the explained output's attributions at each step.
+        actions: (T,) discrete action indices, or (T, action_dim) continuous actions.
+        rewards: (T,).
+        action_names: names for discrete actions (hover text).
+        kind: "lines" or "heatmap".
+        cursor: a step to mark with a vertical line.
+    """
+    from plotly.subplots import make_subplots
+
+    values = np.asarray(attributions, dtype=float).reshape(len(attributions), -1)
+    steps = np.arange(len(values))
+    figure = make_subplots(rows=3, cols=1, shared_xaxes=True, row_heights=[0.64, 0.18, 0.18], vertical_spacing=0.03)
+    if kind == "heatmap":
+        limit = float(np.abs(values).max()) or 1.0
+        figure.add_trace(go.Heatmap(z=values.T, x=steps, y=list(feature_names), colorscale="RdBu", zmid=0,
+                                    zmin=-limit, zmax=limit, colorbar=dict(title="attribution", len=0.7, y=0.64),
+                                    hovertemplate="step %{x}<br>%{y}: %{z:+.3g}<extra></extra>"), row=1, col=1)
+    elif kind == "lines":
+        for i, name in enumerate(feature_names):
+            figure.add_trace(go.Scatter(x=steps, y=values[:, i], mode="lines+markers", marker_size=4, name=name,
+                                        hovertemplate=f"step %{{x}}<br>{name}: %{{y:+.3g}}<extra></extra>"), row=1, col=1)
+    else:
+        raise ValueError(f'kind must be "lines" or "heatmap"; received {kind!r}.')
+    actions = np.asarray(actions)
+    if actions.ndim == 1 and action_names is not None:
+        labels = [action_names[int(a)] for a in actions]
+        figure.add_trace(go.Scatter(x=steps, y=actions, mode="markers", name="action", marker=dict(size=6, color="#555"),
+                                    text=labels, hovertemplate="step %{x}: %{text}<extra></extra>"), row=2, col=1)
+        figure.update_yaxes(tickvals=list(range(len(action_names))), ticktext=list(action_names), row=2, col=1)
+    else:
+        figure.add_trace(go.Scatter(x=steps, y=actions.reshape(len(actions), -1)[:, 0], mode="lines", name="action",
+                                    line_color="#555"), row=2, col=1)
+    figure.add_trace(go.Bar(x=steps, y=np.asarray(rewards, dtype=float), name="reward", marker_color="#2ca02c",
+                            hovertemplate="step %{x}: reward %{y:+.3g}<extra></extra>"), row=3, col=1)
+    if cursor is not None:
+        figure.add_vline(x=cursor, line_width=2, line_dash="dot", line_color="#444")
+    figure.update_layout(height=460, margin=dict(l=10, r=10, t=10, b=10), hovermode="closest",
+                         legend=dict(orientation="h", y=-0.12), xaxis3_title="step", clickmode="event+select")
+    figure.update_yaxes(title_text="attribution", row=1, col=1)
+    figure.update_yaxes(title_text="action", row=2, col=1)
+    figure.update_yaxes(title_text="reward", row=3, col=1)
+    return figure

@@ -1,9 +1,60 @@
-"""Helpers for driving the Streamlit app in a browser."""
+"""Driving the app in a real browser: start ``streamlit run`` on a free localhost port, find Debian's
+chromium, and wait for script runs. Used by tests/browser and benchmarks/live_latency.py."""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
 
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                  "--disable-sync", "--disable-quic", "--no-first-run"]
 SCRIPT_STATE = """() => { const app = document.querySelector('[data-testid="stApp"]');
                           return app ? app.getAttribute('data-test-script-state') : null; }"""
+
+
+def find_chromium() -> str | None:
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@contextlib.contextmanager
+def streamlit_server(log_path: Path | None = None, timeout_s: float = 90):
+    """``streamlit run app.py`` on a free port of 127.0.0.1; yields its URL once /_stcore/health answers."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    log = open(log_path, "w") if log_path else subprocess.DEVNULL
+    process = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.port", str(port),
+         "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],
+        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"streamlit did not become healthy on port {port} (exit code {process.poll()})")
+            time.sleep(0.3)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+        if log_path:
+            log.close()
 
 
 def wait_until_idle(page, timeout_ms: int = 60_000) -> None:
@@ -15,3 +66,8 @@ def wait_until_idle(page, timeout_ms: int = 60_000) -> None:
         pass  # it already ran, or nothing was to run
     page.wait_for_function(f"() => ({SCRIPT_STATE})() !== 'running'", timeout=timeout_ms)
     page.wait_for_timeout(100)  # the last delta message lands just after the state flips
+
+
+def metric_value(page, label: str) -> str:
+    """The value shown by the st.metric labelled ``label``."""
+    return page.locator('[data-testid="stMetric"]').filter(has_text=label).locator('[data-testid="stMetricValue"]').inner_text()

@@ -9,39 +9,152 @@ APP = str(Path(__file__).resolve().parents[1] / "app.py")
 TIMEOUT = 60  # TensorFlow's import alone takes seconds
 
 
-@pytest.fixture
-def app():
+def run_app(page: str | None = None) -> AppTest:
     at = AppTest.from_file(APP, default_timeout=TIMEOUT)
     at.run()
+    if page:
+        at.switch_page(page).run()
     assert not at.exception, at.exception
     return at
 
 
-def test_opens_on_how_ig_works_with_the_papers_answer(app):
-    assert app.title[0].value == "How Integrated Gradients works"
-    assert "attributions sum to +1.00; f rose from 0.00 at the baseline to 1.00: gap 0.0%" == app.info[0].value
-    assert "(1.5, −0.5)" in app.caption[0].value
+def button(at, label):
+    return next(b for b in at.button if b.label == label)
 
 
-def test_refine_reports_the_points_it_added(app):
-    app.number_input[0].set_value(3).run()
-    assert not app.exception
-    assert "gap 0.0%" in app.info[0].value or "gap 0." in app.info[0].value
-    assert app.caption[0].value.startswith("Refined from 3 to ")
-    app.toggle[0].set_value(False).run()
-    assert app.info[0].value.endswith("gap 44.4%")
+def metric(at, label):
+    return next(m.value for m in at.metric if m.label == label)
 
 
-def test_moving_a_slider_recomputes(app):
-    x2 = next(s for s in app.slider if s.label == "x2")
-    x2.set_value(-1.0).run()
-    assert not app.exception
+def sidebar_select(at, label):
+    return next(s for s in at.sidebar.selectbox if s.label == label)
+
+
+# ---- Live ----
+
+@pytest.fixture
+def live():
+    return run_app()
+
+
+def test_opens_on_cartpole_with_a_reading_and_the_completeness_check(live):
+    assert live.title[0].value == "Why did the agent do that?"
+    assert sidebar_select(live, "Environment").value == "CartPole-v1"
+    assert metric(live, "Step") == "0" and metric(live, "Action") in ("push left", "push right")
+    assert live.success[0].value.startswith("The agent chose PUSH")
+    assert "attributions sum to" in live.info[0].value and "gap" in live.info[0].value
+    assert "Attribution on CPU" in " ".join(c.value for c in live.caption)
+
+
+def test_step_and_reset(live):
+    for expected in ("1", "2", "3"):
+        button(live, "Step").click().run()
+        assert not live.exception
+        assert metric(live, "Step") == expected
+    assert float(metric(live, "Return so far")) == 3.0
+    button(live, "Reset").click().run()
+    assert metric(live, "Step") == "0"
+
+
+@pytest.mark.parametrize("env_id", ["LunarLander-v3", "Acrobot-v1", "MountainCar-v0", "Pendulum-v1"])
+def test_every_shipped_environment_steps_and_reads(live, env_id):
+    sidebar_select(live, "Environment").set_value(env_id).run()
+    button(live, "Step").click().run()
+    button(live, "Step").click().run()
+    assert not live.exception
+    assert metric(live, "Step") == "2"
+    assert live.success[0].value.startswith("The agent") and "mostly because" in live.success[0].value
+
+
+@pytest.mark.parametrize("mode", ["logit", "log-probability", "critic value", "A rather than B"])
+def test_explain_modes(live, mode):
+    sidebar_select(live, "Explain").set_value(mode).run()
+    button(live, "Step").click().run()
+    assert not live.exception
+    assert "gap" in live.info[0].value
+
+
+@pytest.mark.parametrize("baseline", ["mean of reference states", "a reference state", "a custom state"])
+def test_baselines(live, baseline):
+    sidebar_select(live, "Baseline").set_value(baseline).run()
+    button(live, "Step").click().run()
+    assert not live.exception
+    assert "at the baseline" in live.info[0].value or "stayed at" in live.info[0].value
+
+
+@pytest.mark.parametrize("text, message", [
+    ("1, 2", "needs 4 numbers"),
+    ("1, nan, 0, 0", "must be finite numbers"),
+    ("a, b, c, d", "must be 4 numbers separated by commas"),
+])
+def test_a_bad_custom_state_gets_a_message(live, text, message):
+    sidebar_select(live, "Baseline").set_value("a custom state").run()
+    next(t for t in live.sidebar.text_input if t.label == "Custom state").set_value(text).run()
+    assert not live.exception
+    assert message in live.error[0].value
+
+
+def test_contrasting_an_action_with_itself_is_refused(live):
+    sidebar_select(live, "Explain").set_value("A rather than B").run()
+    next(s for s in live.sidebar.selectbox if s.label == "A").set_value(0).run()
+    next(s for s in live.sidebar.selectbox if s.label == "B").set_value(0).run()
+    assert not live.exception
+    assert "A and B are the same action" in live.error[0].value
+
+
+def test_what_if_recomputes_without_touching_the_episode(live):
+    button(live, "Step").click().run()
+    next(t for t in live.toggle if t.label == "What if the state were different?").set_value(True).run()
+    def pole_sliders():
+        return [next(s for s in live.slider if s.label == label) for label in ("pole angle (rad)", "pole angular velocity (rad/s)")]
+
+    for slider in pole_sliders():  # the pole leaning and falling right, as far as the sliders go
+        slider.set_value(slider.max)
+    live.run()
+    assert not live.exception
+    assert "the agent would choose **push right**" in " ".join(m.value for m in live.markdown)
+    for slider in pole_sliders():
+        slider.set_value(slider.min)
+    live.run()
+    assert "the agent would choose **push left**" in " ".join(m.value for m in live.markdown)
+    assert metric(live, "Step") == "1"
+
+
+def test_bars_for_every_action(live):
+    next(t for t in live.toggle if t.label == "Bars for every action").set_value(True).run()
+    assert not live.exception
+
+
+# ---- How IG works ----
+
+@pytest.fixture
+def explainer():
+    return run_app("pages/how_ig_works.py")
+
+
+def test_how_ig_works_shows_the_papers_answer(explainer):
+    assert explainer.title[0].value == "How Integrated Gradients works"
+    assert explainer.info[0].value == "attributions sum to +1.00; f rose from 0.00 at the baseline to 1.00: gap 0.0%"
+    assert "(1.5, −0.5)" in explainer.caption[-1].value
+
+
+def test_refine_reports_the_points_it_added(explainer):
+    explainer.number_input[0].set_value(3).run()
+    assert not explainer.exception
+    assert explainer.caption[0].value.startswith("Refined from 3 to ")
+    explainer.toggle[0].set_value(False).run()
+    assert explainer.info[0].value.endswith("gap 44.4%")
+
+
+def test_moving_a_slider_recomputes(explainer):
+    next(s for s in explainer.slider if s.label == "x2").set_value(-1.0).run()
+    assert not explainer.exception
     # at (3, -1): ReLU(x2) = 0, so x2 does nothing and x1 carries f = 2 alone
-    assert app.info[0].value.startswith("attributions sum to +2.00; f rose from 0.00 at the baseline to 2.00")
+    assert explainer.info[0].value.startswith("attributions sum to +2.00; f rose from 0.00 at the baseline to 2.00")
 
 
-def test_a_bad_setting_gets_a_message_not_a_crash(app):
-    next(s for s in app.selectbox if s.label == "Method").set_value("riemann_trapezoid")
-    app.number_input[0].set_value(1).run()
-    assert not app.exception
-    assert "riemann_trapezoid needs steps >= 2" in app.error[0].value
+def test_a_bad_setting_gets_a_message_not_a_crash(explainer):
+    next(s for s in explainer.selectbox if s.label == "Method").set_value("riemann_trapezoid")
+    explainer.number_input[0].set_value(1).run()
+    assert not explainer.exception
+    assert "riemann_trapezoid needs steps >= 2" in explainer.error[0].value

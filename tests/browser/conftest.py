@@ -3,24 +3,13 @@ by Playwright in Debian's chromium. Mandatory in CI (CI=true): there a missing c
 elsewhere the tests skip with the reason."""
 
 import os
-import shutil
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
-from pathlib import Path
 
 import pytest
-from streamlit_browser import wait_until_idle
-
-ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                  "--disable-sync", "--disable-quic", "--no-first-run"]
+from streamlit_browser import CHROMIUM_FLAGS, ROOT, find_chromium, streamlit_server, wait_until_idle
 
 
 def chromium_path() -> str:
-    found = shutil.which("chromium") or shutil.which("chromium-browser")
+    found = find_chromium()
     if found:
         return found
     reason = "Debian's chromium is not installed (apt-get install -y chromium); the browser tests need it"
@@ -29,37 +18,13 @@ def chromium_path() -> str:
     pytest.skip(reason)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="session")
 def server_url():
     chromium_path()  # skip (or fail in CI) before starting anything
-    port = free_port()
-    log = open(ROOT / ".pytest_cache" / f"streamlit-{port}.log", "w") if (ROOT / ".pytest_cache").is_dir() else subprocess.DEVNULL
-    process = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.port", str(port),
-         "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],
-        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
-    while True:
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
-                if response.status == 200:
-                    break
-        except OSError:
-            pass
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            pytest.fail(f"streamlit did not become healthy on port {port} (exit code {process.poll()})")
-        time.sleep(0.3)
-    yield url
-    process.terminate()
-    process.wait(timeout=20)
+    log = ROOT / ".pytest_cache" / "streamlit-browser-tests.log"
+    log.parent.mkdir(exist_ok=True)
+    with streamlit_server(log) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")
@@ -73,15 +38,24 @@ def browser():
 
 
 @pytest.fixture
-def page(browser, server_url):
-    """A fresh browser context on the app; fails the test on any console error or page error."""
-    context = browser.new_context(viewport={"width": 1400, "height": 1000})
-    page = context.new_page()
-    errors = []
-    page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    page.goto(server_url)
-    wait_until_idle(page)
-    yield page
-    context.close()
+def open_page(browser, server_url):
+    """``open_page()``: a fresh browser context on the app. Fails the test on any console error or
+    page error."""
+    contexts, errors = [], []
+
+    def opener():
+        context = browser.new_context(viewport={"width": 1400, "height": 1100})
+        contexts.append(context)
+        page = context.new_page()
+        page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        page.on("response", lambda response: errors.append(f"HTTP {response.status} for {response.url}")
+                if response.status >= 400 else None)
+        page.goto(server_url)
+        wait_until_idle(page)
+        return page
+
+    yield opener
+    for context in contexts:
+        context.close()
     assert not errors, f"browser console errors: {errors}"

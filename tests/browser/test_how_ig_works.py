@@ -7,6 +7,14 @@ from streamlit_browser import wait_until_idle
 pytestmark = pytest.mark.browser
 
 
+@pytest.fixture
+def page(open_page):
+    page = open_page()
+    page.get_by_role("link", name="How IG works").click()  # as a user does (a direct URL 404s on two probes)
+    wait_until_idle(page)
+    return page
+
+
 def test_opens_on_the_papers_example_with_a_chart_and_no_exception(page):
     page.wait_for_selector(".js-plotly-plot", timeout=60_000)
     assert page.locator('[data-testid="stException"]').count() == 0

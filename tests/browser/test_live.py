@@ -1,0 +1,38 @@
+"""The Live page in a real browser: step a CartPole episode, read the bars, play, no errors."""
+
+import pytest
+
+from streamlit_browser import metric_value, wait_until_idle
+
+pytestmark = pytest.mark.browser
+
+CARTPOLE_FEATURES = {"cart position (m)", "cart velocity (m/s)", "pole angle (rad)", "pole angular velocity (rad/s)"}
+
+
+def no_exception(page):
+    return page.locator('[data-testid="stException"]').count() == 0
+
+
+def test_step_twenty_times_then_play(open_page):
+    page = open_page()
+    page.wait_for_selector(".js-plotly-plot", timeout=60_000)
+    assert "Why did the agent do that?" in page.locator("h1").first.inner_text()
+    step = page.get_by_role("button", name="Step", exact=True)
+    for expected in range(1, 21):
+        step.click()
+        wait_until_idle(page)
+        assert metric_value(page, "Step") == str(expected)
+    assert no_exception(page)
+
+    bars = page.locator(".js-plotly-plot").first
+    labels = set(bars.locator(".yaxislayer-above .ytick text").evaluate_all("texts => texts.map(t => t.textContent)"))
+    assert labels == CARTPOLE_FEATURES
+    assert "attributions sum to" in page.locator('[data-testid="stAlert"]').filter(has_text="gap").first.inner_text()
+    assert page.locator('[data-testid="stAlert"]').filter(has_text="mostly because").count() == 1
+
+    page.get_by_role("button", name="Play", exact=True).click()
+    page.wait_for_timeout(3_000)
+    page.get_by_role("button", name="Pause", exact=True).click()
+    wait_until_idle(page)
+    assert int(metric_value(page, "Step")) > 21  # it played on by itself
+    assert no_exception(page)

@@ -1,0 +1,57 @@
+"""Plain-language readings: right for every shipped environment, and honest about the numbers."""
+
+import numpy as np
+import pytest
+
+from attribution.environments import ENVIRONMENTS, Phrase, phrases
+from attribution.narrate import completeness_sentence, step_sentence
+
+CARTPOLE = ENVIRONMENTS["CartPole-v1"].phrases
+
+
+def test_the_issues_example():
+    sentence = step_sentence("The agent pushed RIGHT", [0.01, -0.02, 0.31, 0.12], [0.0, -0.1, 0.05, 0.4], CARTPOLE)
+    assert sentence == "The agent pushed RIGHT mostly because the pole leans right (+0.31) and the pole is falling right (+0.12)."
+
+
+def test_a_feature_that_pushed_against_is_named_when_it_matters():
+    sentence = step_sentence("The agent pushed LEFT", [0.0, -0.2, 0.5, 0.0], [0.0, 0.3, -0.05, 0.0], CARTPOLE)
+    assert sentence == "The agent pushed LEFT mostly because the pole leans left (+0.5), despite the cart moves right (-0.2)."
+
+
+def test_phrases_follow_the_sign_of_the_observation_and_the_pivot():
+    assert CARTPOLE[2].describe(-0.1) == "the pole leans left" and CARTPOLE[2].describe(0.1) == "the pole leans right"
+    car = ENVIRONMENTS["MountainCar-v0"].phrases[0]
+    assert car.describe(-0.9) == "the car is on the left slope" and car.describe(-0.3) == "the car is on the right slope"
+    leg = ENVIRONMENTS["LunarLander-v3"].phrases[6]
+    assert leg.describe(1.0) == "the left leg touches the ground" and leg.describe(0.0) == "the left leg is in the air"
+
+
+@pytest.mark.parametrize("env_id", sorted(ENVIRONMENTS))
+def test_every_shipped_environment_reads_its_strongest_feature(env_id):
+    info = ENVIRONMENTS[env_id]
+    n = len(info.feature_names)
+    assert len(info.phrases) == n
+    for strongest in range(n):
+        values = np.full(n, 0.001)
+        values[strongest] = 0.5
+        observation = np.linspace(-1, 1, n)
+        sentence = step_sentence("The agent acted", values, observation, info.phrases)
+        assert sentence.startswith(f"The agent acted mostly because {info.phrases[strongest].describe(observation[strongest])} (+0.5)")
+
+
+def test_unknown_features_get_generic_phrases():
+    generic = phrases("SomeEnv-v0", ("obs[0]", "obs[1]"))
+    assert generic[1] == Phrase("obs[1] is negative", "obs[1] is positive")
+
+
+def test_nothing_moved_and_everything_against():
+    assert step_sentence("The agent acted", [0.0, 0.0], [1, 2], CARTPOLE[:2]).endswith("no feature moved it away from the baseline.")
+    assert "every feature pushed against it; most of all the cart moves right (-0.4)" in step_sentence(
+        "The agent acted", [-0.1, -0.4], [1, 2], CARTPOLE[:2])
+
+
+def test_completeness_sentence():
+    assert completeness_sentence("P(push right)", 0.92, 0.5, 0.4192) == \
+        "attributions sum to +0.42; P(push right) rose from 0.50 at the baseline to 0.92: gap 0.2%"
+    assert completeness_sentence("V(s)", -3.0, 2.0, -4.99).startswith("attributions sum to -4.99; V(s) fell from 2.00")
