@@ -68,6 +68,12 @@ class Policy:
         outputs = _backend.compiled_call(self.model)(np.asarray(observations, dtype=np.float32))
         return outputs if isinstance(outputs, dict) else {self.info.actor_head: outputs}
 
+    def action_probabilities(self, observation) -> np.ndarray:
+        """P(action | observation) for one observation of a discrete policy, float (n_actions,)."""
+        logits = self.heads(np.asarray(observation)[None])[self.info.actor_head][0].astype(np.float64)
+        exponentials = np.exp(logits - logits.max())
+        return exponentials / exponentials.sum()
+
     def act(self, observation):
         """The greedy action for one observation: an int, or a float32 array inside the action bounds."""
         actor = self.heads(np.asarray(observation)[None])[self.info.actor_head][0]

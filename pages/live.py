@@ -149,9 +149,7 @@ def live_view():
             subject = f"The agent's {policy.info.action_names[0]} is {float(np.asarray(action).reshape(-1)[0]):+.2f}"
         else:
             metrics[2].metric("Action", policy.info.action_names[action])
-            logits = policy.heads(live.observation[None])["logits"][0]
-            probabilities = np.exp(logits - logits.max())
-            probabilities /= probabilities.sum()
+            probabilities = policy.action_probabilities(live.observation)
             st.caption("Policy: " + " · ".join(f"{n} {p:.0%}" for n, p in zip(policy.info.action_names, probabilities)))
             subject = f"The agent chose {policy.info.action_names[action].upper()}"
         if settings.mode in ("critic value", "A rather than B"):
@@ -163,8 +161,9 @@ def live_view():
     bars_col, timeline_col = st.columns([2, 3])
     with bars_col:
         if result.attributions.ndim == 3:
-            for a, action_name in enumerate(policy.info.action_names):
-                st.plotly_chart(attribution_bars(names, result.attributions[0, a], title=f"P({action_name})"),
+            for a in range(len(policy.info.action_names)):
+                st.plotly_chart(attribution_bars(names, result.attributions[0, a],
+                                                 title=explained_output_name(settings, policy, a)),
                                 key=f"bars_{a}", config={"displayModeBar": False})
         else:
             st.plotly_chart(attribution_bars(names, attributions, title=f"why {output_name}"), key="bars",

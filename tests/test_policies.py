@@ -53,6 +53,16 @@ def test_act_gives_what_the_environment_accepts(shipped):
         observation, *_ = env.step(action)
 
 
+@pytest.mark.parametrize("env_id", ["CartPole-v1", "LunarLander-v3", "Acrobot-v1", "MountainCar-v0"])
+def test_action_probabilities_are_the_softmax_of_the_logits(env_id):
+    shipped = load_policy(env_id)
+    observation = shipped.info.reference_states[0]
+    probabilities = shipped.action_probabilities(observation)
+    logits = shipped.heads(observation[None])["logits"][0]
+    assert probabilities.sum() == pytest.approx(1.0) and probabilities.argmax() == shipped.act(observation)
+    assert np.log(probabilities[0] / probabilities[-1]) == pytest.approx(logits[0] - logits[-1], rel=1e-4, abs=1e-4)
+
+
 def test_evaluate_reruns_a_few_episodes(shipped, capsys):
     evaluate.main([shipped.info.env_id, "--episodes", "3"])
     printed = capsys.readouterr().out
