@@ -26,8 +26,10 @@ def step_sentence(subject: str, attributions, observation, phrases, top: int = 2
     """One sentence on why the explained output is what it is at one state.
 
     'The agent chose PUSH RIGHT mostly because the pole leans right (+0.31) and the pole is falling
-    right (+0.12), despite the cart moves right (-0.05).' Features that pushed the output up are the
-    reasons; the strongest one that pushed it down, when it matters, is the 'despite'.
+    right (+0.12), despite the cart moves right (-0.15).' Features that pushed the output up are the
+    reasons; the strongest one that pushed it down, when it matters, is the 'despite'. When the
+    attributions add up to less than zero (the output is lower than at the baseline), the sentence
+    leads with what pushed against it.
 
     Args:
         subject: the start of the sentence ("The agent chose PUSH RIGHT").
@@ -45,10 +47,13 @@ def step_sentence(subject: str, attributions, observation, phrases, top: int = 2
 
     order = np.argsort(-values)
     reasons = [i for i in order[:top] if values[i] >= 0.1 * scale]
-    against = [i for i in order[::-1] if values[i] <= -0.25 * scale][:1]
+    against = [i for i in order[::-1][:top] if values[i] <= -0.1 * scale]
     if not reasons:
         return f"{subject}, though every feature pushed against it; most of all {part(against[0])}."
+    if values.sum() < 0:  # the output ended below the baseline's: what held it down comes first
+        return (f"{subject}, although {' and '.join(part(i) for i in against)} pushed against it; "
+                f"{part(reasons[0])} pushed for it.")
     sentence = f"{subject} mostly because {' and '.join(part(i) for i in reasons)}"
-    if against:
+    if against and values[against[0]] <= -0.25 * scale:
         sentence += f", despite {part(against[0])}"
     return sentence + "."

@@ -19,6 +19,13 @@ def test_a_feature_that_pushed_against_is_named_when_it_matters():
     assert sentence == "The agent pushed LEFT mostly because the pole leans left (+0.5), despite the cart moves right (-0.2)."
 
 
+def test_when_the_output_fell_the_sentence_leads_with_what_held_it_down():
+    sentence = step_sentence("The agent chose FIRE RIGHT ENGINE", [0, 0, -1.0, 0, 1.1, 0.4, -0.6, 0],
+                             [0, 0, 0.2, 0, 0.1, 0.05, 0, 0], ENVIRONMENTS["LunarLander-v3"].phrases[:8])
+    assert sentence == ("The agent chose FIRE RIGHT ENGINE, although it drifts right (-1) and the left leg is in the "
+                        "air (-0.6) pushed against it; it is tilted anticlockwise (+1.1) pushed for it.")
+
+
 def test_phrases_follow_the_sign_of_the_observation_and_the_pivot():
     assert CARTPOLE[2].describe(-0.1) == "the pole leans left" and CARTPOLE[2].describe(0.1) == "the pole leans right"
     car = ENVIRONMENTS["MountainCar-v0"].phrases[0]

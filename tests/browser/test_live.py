@@ -28,7 +28,7 @@ def test_step_twenty_times_then_play(open_page):
     labels = set(bars.locator(".yaxislayer-above .ytick text").evaluate_all("texts => texts.map(t => t.textContent)"))
     assert labels == CARTPOLE_FEATURES
     assert "attributions sum to" in page.locator('[data-testid="stAlert"]').filter(has_text="gap").first.inner_text()
-    assert page.locator('[data-testid="stAlert"]').filter(has_text="mostly because").count() == 1
+    assert page.locator('[data-testid="stAlert"]').filter(has_text="The agent chose PUSH").count() == 1
 
     page.get_by_role("button", name="Play", exact=True).click()
     page.wait_for_timeout(3_000)
