@@ -60,7 +60,7 @@ def attribution_timeline(feature_names, attributions, actions, rewards, action_n
                                     hovertemplate="step %{x}<br>%{y}: %{z:+.3g}<extra></extra>"), row=1, col=1)
     elif kind == "lines":
         for i, name in enumerate(feature_names):
-            figure.add_trace(go.Scatter(x=steps, y=values[:, i], mode="lines+markers", marker_size=4, name=name,
+            figure.add_trace(go.Scatter(x=steps, y=values[:, i], mode="lines", name=name,
                                         hovertemplate=f"step %{{x}}<br>{name}: %{{y:+.3g}}<extra></extra>"), row=1, col=1)
     else:
         raise ValueError(f'kind must be "lines" or "heatmap"; received {kind!r}.')
