@@ -64,13 +64,14 @@ def on_gpu() -> bool:
 
 def has_convolutions(model: keras.Model) -> bool:
     return any(isinstance(layer, keras.layers.Conv2D | keras.layers.Conv1D | keras.layers.Conv3D)
-               for layer in _all_layers(model))
+               for layer in all_layers(model))
 
 
-def _all_layers(layer):
+def all_layers(layer):
+    """Every layer inside ``layer``, nested models' layers included."""
     for sub in getattr(layer, "layers", None) or []:
         yield sub
-        yield from _all_layers(sub)
+        yield from all_layers(sub)
 
 
 def default_jit_compile(model: keras.Model) -> bool:

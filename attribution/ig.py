@@ -206,8 +206,9 @@ def _rows_per_call(model, obs_shape) -> int:
     """Rows per compiled call from MEMORY_BUDGET_BYTES: each row holds its input, every layer's
     activation and their gradients (float32)."""
     floats = math.prod(obs_shape)
-    try:
-        floats += sum(math.prod(d or 1 for d in layer.output.shape[1:]) for layer in _backend._all_layers(model))
+    try:  # nested models (the explain wrappers) count once per layer inside them; dict outputs count every head
+        floats += sum(math.prod(d or 1 for d in tensor.shape[1:])
+                      for layer in _backend.all_layers(model) for tensor in keras.tree.flatten(layer.output))
     except (AttributeError, ValueError):  # a subclassed model has no symbolic outputs: assume wide layers
         floats *= 16
     return max(1, MEMORY_BUDGET_BYTES // (3 * 4 * floats))

@@ -151,6 +151,20 @@ def test_image_policy_chunked_under_a_small_memory_budget(rng, monkeypatch):
     assert (np.abs(small.delta) <= 0.01 * np.abs(small.output_change) + 1e-5).all()
 
 
+def test_the_memory_budget_counts_the_layers_inside_a_wrapped_policy():
+    from attribution import explain
+    from attribution.ig import MEMORY_BUDGET_BYTES, _rows_per_call
+
+    obs = keras.Input((4,))
+    hidden = keras.layers.Dense(64, activation="tanh")(obs)
+    policy = keras.Model(obs, {"logits": keras.layers.Dense(2)(hidden), "value": keras.layers.Dense(1)(hidden)})
+    wrapped = explain.action_probabilities(policy)
+    # the row 4 + the wrapper's input layer 4 + the nested policy's two heads (2 + 1) + inside it: input 4,
+    # Dense 64, heads 2 and 1 (the softmax is an op, not a layer)
+    floats_per_row = 4 + 4 + 3 + 4 + 64 + 2 + 1
+    assert _rows_per_call(wrapped, (4,)) == MEMORY_BUDGET_BYTES // (3 * 4 * floats_per_row)
+
+
 def test_no_retracing_when_n_or_targets_change(rng):
     from attribution import _backend
     from attribution.ig import _explain_paths
