@@ -10,7 +10,7 @@ as ``jax.vjp`` has it: one forward pass serves the outputs and the gradients.
 
 TensorFlow compiles with ``tf.function`` and a ``None`` batch dimension, so a new
 N or new targets never retrace. JAX compiles with ``jax.jit`` and pads the batch
-to a power of two, so it compiles once per bucket instead of once per N; the
+to a bucket (``bucket``: at most 25% more rows), so it compiles once per bucket instead of once per N; the
 weights are passed as arguments (``stateless_call``), never baked in as constants.
 """
 
@@ -26,6 +26,10 @@ import numpy as np
 BACKEND = keras.backend.backend()
 if BACKEND not in ("tensorflow", "jax"):
     raise ImportError(f"attribution supports the tensorflow and jax Keras backends; KERAS_BACKEND is {BACKEND!r}.")
+
+# "highest": full float32 on a GPU, so the engine stays exact (JAX's default, TF32, was seen to
+# miss a linear model by 9e-4 on an H100); None: JAX's default, about 1.35x faster on the CNN.
+JAX_MATMUL_PRECISION: str | None = "highest"
 
 _cache: "weakref.WeakKeyDictionary[keras.Model, dict]" = weakref.WeakKeyDictionary()
 _cache_lock = threading.Lock()
@@ -60,6 +64,18 @@ def device_name() -> str:
 
 def on_gpu() -> bool:
     return device_name() != "CPU"
+
+
+@functools.lru_cache(maxsize=1)
+def accelerator_memory_bytes() -> int:
+    """Memory the framework may use on the GPU, or 0 on a CPU (or where the framework does not say)."""
+    if not on_gpu():
+        return 0
+    if BACKEND == "jax":
+        import jax
+
+        return int((jax.devices()[0].memory_stats() or {}).get("bytes_limit", 0))
+    return 8 * 2**30  # TensorFlow does not report the card's size: assume a modest one
 
 
 def has_convolutions(model: keras.Model) -> bool:
@@ -182,18 +198,28 @@ def _compile_jax(model, obs_shape, body, jit_compile):
         n = len(x)
         trainable = [v.value for v in model.trainable_variables]
         non_trainable = [v.value for v in model.non_trainable_variables]
-        found = compiled_body(trainable, non_trainable, _pad(x, n), _pad(x0, n), _pad(targets, n), alphas, weights)
+        with jax.default_matmul_precision(JAX_MATMUL_PRECISION):
+            found = compiled_body(trainable, non_trainable, _pad(x, n), _pad(x0, len(x0)), _pad(targets, n), alphas, weights)
         return tuple(np.asarray(array)[:n] for array in found)
 
     return run
 
 
 def _pad(array: np.ndarray, n: int) -> np.ndarray:
-    """Pad the batch axis to the next power of two (zeros), so jit compiles once per bucket."""
-    bucket = 1 << max(0, (n - 1).bit_length())
-    if bucket == n:
+    """Pad the batch axis with zeros up to ``bucket(n)``, so jit compiles once per bucket."""
+    size = bucket(n)
+    if size == n:
         return array
-    return np.concatenate([array, np.zeros((bucket - n, *array.shape[1:]), array.dtype)])
+    return np.concatenate([array, np.zeros((size - n, *array.shape[1:]), array.dtype)])
+
+
+def bucket(n: int) -> int:
+    """The smallest of 1, 2, 3, 4, 5, 6, 7, 8, 10, 12, 14, 16, 20, ... (m * 2**k, m in 4..7) that is >= n:
+    at most 25% padding, and four compiled shapes per doubling of N."""
+    if n <= 4:
+        return max(1, n)
+    shift = n.bit_length() - 3  # n >> shift is in 4..7
+    return -(-n >> shift) << shift
 
 
 def _as_float32(outputs):

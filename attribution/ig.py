@@ -22,7 +22,7 @@ from keras import ops
 from attribution import _backend
 from attribution.quadrature import MAX_STEPS, check_method, check_steps, quadrature_rule
 
-MEMORY_BUDGET_BYTES = 256 * 2**20  # interpolated rows and their activations, per compiled call
+MEMORY_BUDGET_BYTES = 256 * 2**20  # interpolated rows and their activations, per compiled call on a CPU
 
 
 @dataclasses.dataclass(frozen=True)
@@ -114,15 +114,17 @@ def integrated_gradients(
     rows_per_call = batch_size or _backend.cached(model, ("rows_per_call", obs_shape), lambda: _rows_per_call(model, obs_shape))
     n, k = per_path.shape
 
-    def attribute(index: np.ndarray, n_steps: int):
-        """IG at the states ``index`` for all their K targets -> attributions (len, K, *obs),
-        targets (len, K), outputs and baseline outputs (len, K, n_outputs)."""
+    def attribute(index: np.ndarray | slice, n_steps: int):
+        """IG at the states ``index`` for all their K targets -> attributions (M, K, *obs),
+        targets (M, K), outputs and baseline outputs (M, K, n_outputs)."""
         alphas, weights = quadrature_rule(method, n_steps)
-        found = _integrate(run, np.repeat(states[index], k, axis=0), np.repeat(baselines[index], k, axis=0),
-                           per_path[index].reshape(-1), alphas, weights, rows_per_call)
-        return tuple(array.reshape(len(index), k, *array.shape[1:]) for array in found)
+        x = states[index] if k == 1 else np.repeat(states[index], k, axis=0)  # a slice copies nothing
+        x0 = baselines if len(baselines) == 1 else np.repeat(baselines[index], k, axis=0)
+        found = _integrate(run, x, x0, per_path[index].reshape(-1), alphas, weights, rows_per_call)
+        return tuple(array.reshape(len(x) // k, k, *array.shape[1:]) for array in found)
 
-    attributions, targets, outputs, baseline_outputs = attribute(np.arange(n), steps)
+    attributions, targets, outputs, baseline_outputs = attribute(slice(None), steps)
+    attributions = np.require(attributions, requirements="W")  # JAX hands back read-only arrays
     outputs, baseline_outputs = outputs[:, 0], baseline_outputs[:, 0]
     steps_used = np.full(n, steps)
     at_state, at_baseline = _selected(outputs, targets), _selected(baseline_outputs, targets)
@@ -154,7 +156,7 @@ def _explain_paths(vjp, x, x0, targets, alphas, weights):
     exactly x' and x at the ends.
 
     Args:
-        x, x0: float32 (P, *obs), the two ends of P paths.
+        x, x0: float32 (P, *obs), the two ends of P paths; x0 may be (1, *obs), shared by all.
         targets: int32 (P,), the output explained on each path; -1 means F(x)'s argmax.
         alphas, weights: float32 (S,), the quadrature rule.
     Returns:
@@ -187,31 +189,34 @@ def _integrate(run, x, x0, targets, alphas, weights, rows_per_call):
     Returns what ``_explain_paths`` returns, for all paths, as numpy arrays."""
     n_points = len(alphas)
     paths_per_call = max(1, rows_per_call // (n_points + 2))  # + each path's two ends
+    paths_per_call = 1 << (paths_per_call.bit_length() - 1)  # a power of two is a bucket: JAX pads no full chunk
     points_per_call = min(n_points, max(1, rows_per_call - 2))
     alphas, weights, targets = alphas.astype(np.float32), weights.astype(np.float32), targets.astype(np.int32)
     chunks = []
     try:
         for p in range(0, len(x), paths_per_call):
             paths = slice(p, p + paths_per_call)
-            parts = [run(x[paths], x0[paths], targets[paths], alphas[s:s + points_per_call], weights[s:s + points_per_call])
+            ends = x[paths], x0 if len(x0) == 1 else x0[paths]
+            parts = [run(*ends, targets[paths], alphas[s:s + points_per_call], weights[s:s + points_per_call])
                      for s in range(0, n_points, points_per_call)]
-            chunks.append((sum(part[0] for part in parts), *parts[0][1:]))
+            chunks.append((parts[0][0] if len(parts) == 1 else sum(part[0] for part in parts), *parts[0][1:]))
     except Exception as error:  # keep the framework's message, behind one that says what was tried
         raise ValueError(f"the model failed on float32 inputs of shape (N, {', '.join(map(str, x.shape[1:]))}): "
                          f"{type(error).__name__}: {error}") from error
-    return tuple(np.concatenate(arrays) for arrays in zip(*chunks))
+    return chunks[0] if len(chunks) == 1 else tuple(np.concatenate(arrays) for arrays in zip(*chunks))
 
 
 def _rows_per_call(model, obs_shape) -> int:
-    """Rows per compiled call from MEMORY_BUDGET_BYTES: each row holds its input, every layer's
-    activation and their gradients (float32)."""
+    """Rows per compiled call from the memory budget (MEMORY_BUDGET_BYTES, or a quarter of an
+    accelerator's memory): each row holds its input, every layer's activation and their gradients (float32)."""
     floats = math.prod(obs_shape)
     try:  # nested models (the explain wrappers) count once per layer inside them; dict outputs count every head
         floats += sum(math.prod(d or 1 for d in tensor.shape[1:])
                       for layer in _backend.all_layers(model) for tensor in keras.tree.flatten(layer.output))
     except (AttributeError, ValueError):  # a subclassed model has no symbolic outputs: assume wide layers
         floats *= 16
-    return max(1, MEMORY_BUDGET_BYTES // (3 * 4 * floats))
+    budget = _backend.accelerator_memory_bytes() // 4 or MEMORY_BUDGET_BYTES
+    return max(1, budget // (3 * 4 * floats))
 
 
 def _sums(attributions: np.ndarray) -> np.ndarray:
@@ -263,11 +268,12 @@ def _check_states(model, states: np.ndarray) -> tuple:
 
 
 def _check_baseline(baseline, states: np.ndarray) -> np.ndarray:
+    """-> (1, *obs) when all states share it (sent to the device once), else (N, *obs)."""
     if baseline is None:
-        return np.zeros_like(states)
+        return np.zeros((1, *states.shape[1:]), np.float32)
     baseline = _as_float_array(baseline, "baseline")
     if baseline.shape == states.shape[1:]:
-        return np.broadcast_to(baseline, states.shape).copy()
+        return baseline[None]
     if baseline.shape == states.shape:
         return baseline
     raise ValueError(f"baseline must have shape {states.shape[1:]} (one for all states) or {states.shape} "

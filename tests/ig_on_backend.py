@@ -24,6 +24,7 @@ CASES = {
     "trapezoid_16": {"method": "riemann_trapezoid", "steps": 16},
     "chunked": {"batch_size": 7, "target": 0},
     "baseline": {"baseline": "mean"},
+    "baseline_per_state": {"baseline": "shifted states"},
 }
 
 
@@ -35,10 +36,15 @@ def run_cases(model_dir: Path) -> dict:
         for case, kwargs in CASES.items():
             if kwargs.get("baseline") == "mean":
                 kwargs = {"baseline": states.mean(axis=0)}
+            elif kwargs.get("baseline") == "shifted states":
+                kwargs = {"baseline": np.roll(states, 1, axis=0)}
             result = integrated_gradients(model, states, refine=False, **kwargs)  # the same arithmetic on both
+            assert result.attributions.flags.writeable, "results must be ordinary, writable arrays"
             found[f"{path.stem}/{case}/attributions"] = result.attributions
             found[f"{path.stem}/{case}/delta"] = result.delta
             found[f"{path.stem}/{case}/targets"] = result.targets
+        refined = integrated_gradients(model, states, steps=2, method="riemann_left")  # writes into its result
+        assert refined.steps.max() > 2, "refinement should have raised the steps of some state"
     return found
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from attribution import _backend
 from attribution.examples import paper_network_1
 from networks import mlp, small_cnn
 from ig_on_backend import run_cases
@@ -32,6 +33,14 @@ def test_tensorflow_and_jax_agree_to_1e_5(tmp_path):
     on_tensorflow = run_cases(tmp_path)
 
     assert str(on_jax["backend"]) == "jax"
-    assert set(on_tensorflow) == set(on_jax.files) - {"backend"} and len(on_tensorflow) == 3 * 5 * 3
+    assert set(on_tensorflow) == set(on_jax.files) - {"backend"} and len(on_tensorflow) == 3 * 6 * 3
     for key, expected in on_tensorflow.items():
         np.testing.assert_allclose(on_jax[key], expected, rtol=1e-5, atol=1e-5, err_msg=key)
+
+
+def test_jax_batch_buckets_pad_by_at_most_a_quarter():
+    sizes = np.arange(1, 70_000)
+    buckets = np.array([_backend.bucket(int(n)) for n in sizes])
+    assert np.all(buckets >= sizes) and np.all(buckets[4:] <= 1.25 * sizes[4:])
+    assert len(set(buckets[(sizes > 1024) & (sizes <= 2048)])) == 4  # four compiled shapes per doubling
+    assert all(_backend.bucket(2**k) == 2**k for k in range(20))  # full power-of-two chunks are never padded

@@ -82,6 +82,14 @@ def test_default_baseline_is_zeros(rng):
     np.testing.assert_array_equal(default.attributions, zeros.attributions)
 
 
+def test_one_shared_baseline_equals_it_repeated_per_state(rng):
+    model, states, baseline = mlp(), rng.normal(size=(6, 4)), rng.normal(size=4)
+    shared = integrated_gradients(model, states, baseline=baseline, target="all", batch_size=60)
+    repeated = integrated_gradients(model, states, baseline=np.tile(baseline, (6, 1)), target="all", batch_size=60)
+    np.testing.assert_allclose(shared.attributions, repeated.attributions, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(shared.baseline_outputs, np.tile(model(baseline[None]).numpy(), (6, 1)), rtol=1e-5)
+
+
 def test_completeness_under_one_percent_at_default_settings_on_a_smooth_network(rng):
     result = integrated_gradients(mlp(), rng.normal(size=(300, 4)) * 2)
     assert (np.abs(result.delta) <= 0.01 * np.abs(result.output_change) + 1e-6).all()
