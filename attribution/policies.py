@@ -128,6 +128,37 @@ def load_policy_file(path, env_id: str, feature_names_override=None, source: str
     return Policy(model, info, action_space)
 
 
+def load_uploaded_policy(data: bytes, filename: str, env_id: str, n_reference: int = 256) -> Policy:
+    """A policy from a ``.keras`` file's bytes (checked and loaded like any file: safe mode, shapes).
+
+    A file brings no sidecar, so the reference states (for the "mean of reference states"
+    baseline) come from the policy's own greedy rollouts: at most 2,000 steps, seeds 0, 1, ...
+    """
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "uploaded.keras"
+        path.write_bytes(data)
+        policy = load_policy_file(path, env_id, source=Path(filename).name or "uploaded.keras")
+    states = _rollout_states(policy, max_steps=2_000)
+    rng = np.random.default_rng(0)
+    reference = states[np.sort(rng.choice(len(states), min(n_reference, len(states)), replace=False))]
+    return Policy(policy.model, dataclasses.replace(policy.info, reference_states=reference), policy.action_space)
+
+
+def _rollout_states(policy: Policy, max_steps: int) -> np.ndarray:
+    """Observations (max_steps, *obs_shape) seen by the greedy policy over episodes seeded 0, 1, ..."""
+    env = gym.make(policy.info.env_id)
+    observation, _ = env.reset(seed=0)
+    states, episode = [], 0
+    while len(states) < max_steps:
+        states.append(observation)
+        observation, _, terminated, truncated, _ = env.step(policy.act(observation))
+        if terminated or truncated:
+            episode += 1
+            observation, _ = env.reset(seed=episode)
+    env.close()
+    return np.array(states, dtype=np.float32)
+
+
 def policy_from_model(model: keras.Model, env_id: str, source: str = "in memory") -> Policy:
     """A Policy around a model in memory, with the environment's documented names."""
     observation_space, action_space = environment_spaces(env_id)

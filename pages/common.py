@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import dataclasses
 import gc
+import hashlib
 
+import gymnasium as gym
 import numpy as np
 import streamlit as st
 
 from attribution import METHODS, explain
-from attribution.policies import load_policy, shipped_env_ids
+from attribution.policies import Policy, PolicyError, load_policy, load_uploaded_policy, shipped_env_ids
 from attribution.quadrature import MAX_STEPS
 
 DEFAULT_ENV = "CartPole-v1"
@@ -30,10 +32,11 @@ def policy_for(env_id: str):
     return policy
 
 
-@st.cache_resource(show_spinner=False)
-def explained_model(env_id: str, mode: str, action: int = 0, rather_than: int = 1):
-    """The model whose output is explained; built once per setting so the engine compiles once."""
-    model = policy_for(env_id).model
+@st.cache_resource(show_spinner=False, max_entries=64)
+def explained_model(policy_key: str, _policy: Policy, mode: str, action: int = 0, rather_than: int = 1):
+    """The model whose output is explained; built once per policy and setting so the engine compiles
+    once. ``policy_key`` names the policy (an environment id, or an uploaded file's digest)."""
+    model = _policy.model
     explained = {
         "action probability": lambda: explain.action_probabilities(model),
         "logit": lambda: explain.action_logits(model),
@@ -50,6 +53,8 @@ def explained_model(env_id: str, mode: str, action: int = 0, rather_than: int = 
 @dataclasses.dataclass(frozen=True)
 class Settings:
     env_id: str
+    policy_key: str   # the Environment choice: a shipped environment id, or an uploaded policy's label
+    policy: Policy
     seed: int
     mode: str
     action_a: int
@@ -61,16 +66,56 @@ class Settings:
     error: str | None = None
 
 
-def environment_ids() -> list[str]:
+def environment_choices() -> list[str]:
+    """CartPole first, the other shipped environments, then this session's uploaded policies."""
     shipped = shipped_env_ids()
-    return [DEFAULT_ENV] + [env_id for env_id in shipped if env_id != DEFAULT_ENV]
+    return [DEFAULT_ENV] + [env_id for env_id in shipped if env_id != DEFAULT_ENV] + list(uploaded_policies())
+
+
+def uploaded_policies() -> dict[str, Policy]:
+    """This session's uploaded policies, by their label in "Environment" (``ENV_ID · file.keras``)."""
+    return st.session_state.setdefault("uploaded_policies", {})
+
+
+def chosen_policy(choice: str) -> Policy:
+    return uploaded_policies()[choice] if choice in uploaded_policies() else policy_for(choice)
+
+
+def _load_upload() -> None:
+    """The uploader's callback: load the file for the chosen id, or keep a message saying why not."""
+    upload, env_id = st.session_state.get("policy_upload"), st.session_state.get("upload_env_id")
+    st.session_state.upload_error = None
+    if upload is None:
+        return
+    data = upload.getvalue()
+    label = f"{env_id} · {upload.name} · {hashlib.sha256(data).hexdigest()[:8]}"
+    if label not in uploaded_policies():
+        try:
+            uploaded_policies()[label] = load_uploaded_policy(data, upload.name, env_id)
+        except PolicyError as error:
+            st.session_state.upload_error = f"{upload.name} was not loaded: {error}"
+            return
+    st.session_state.env_id = label  # show the new policy at once
+
+
+def policy_uploader(current_env_id: str) -> None:
+    with st.expander("Your own policy"):
+        ids = sorted(gym.registry)
+        st.selectbox("For environment", ids, index=ids.index(current_env_id) if current_env_id in ids else 0,
+                     key="upload_env_id", help="any installed Gymnasium environment with a Box observation space")
+        st.file_uploader("Upload a policy (.keras)", type=["keras"], key="policy_upload", on_change=_load_upload,
+                         help="a Keras 3 model from observations to logits (or the action mean), or to a dict "
+                              "of heads; loaded in safe mode, so a file carrying code is refused")
+        if st.session_state.get("upload_error"):
+            st.error(st.session_state.upload_error)
 
 
 def sidebar() -> Settings:
     """The shared settings, drawn in the sidebar."""
     with st.sidebar:
-        env_id = st.selectbox("Environment", environment_ids(), key="env_id")
-        policy = policy_for(env_id)
+        choice = st.selectbox("Environment", environment_choices(), key="env_id")
+        policy = chosen_policy(choice)
+        env_id = policy.info.env_id
         seed = int(st.number_input("Seed", min_value=0, max_value=2**31 - 1, value=0, step=1, key="seed"))
         modes = CONTINUOUS_MODES if policy.info.continuous else DISCRETE_MODES
         mode = st.selectbox("Explain", modes, key=f"mode_{policy.info.continuous}",
@@ -89,7 +134,8 @@ def sidebar() -> Settings:
         method = st.selectbox("Method", METHODS, key="method", help="the quadrature rule along the path")
         if mode == "A rather than B" and action_a == action_b:
             error = "A and B are the same action: choose two different actions to contrast."
-    return Settings(env_id, seed, mode, action_a, action_b, baseline_kind, baseline, steps, method, error)
+        policy_uploader(env_id)
+    return Settings(env_id, choice, policy, seed, mode, action_a, action_b, baseline_kind, baseline, steps, method, error)
 
 
 def baseline_state(kind: str, policy) -> tuple[np.ndarray | None, str | None]:

@@ -15,7 +15,7 @@ from attribution import _backend, integrated_gradients
 from attribution.environments import phrases
 from attribution.narrate import completeness_sentence, step_sentence
 from attribution.plots import attribution_bars, attribution_timeline
-from pages.common import explained_model, policy_for, sidebar
+from pages.common import explained_model, sidebar
 
 SPEEDS = {"1 step/s": 1.0, "2 steps/s": 0.5, "5 steps/s": 0.2, "10 steps/s": 0.1}
 
@@ -23,8 +23,8 @@ SPEEDS = {"1 step/s": 1.0, "2 steps/s": 0.5, "5 steps/s": 0.2, "10 steps/s": 0.1
 class LiveEpisode:
     """One session's running episode: the environment, where it is, and what happened so far."""
 
-    def __init__(self, env_id: str, seed: int):
-        self.key = (env_id, seed)
+    def __init__(self, env_id: str, seed: int, policy_key: str):
+        self.key = (policy_key, seed)
         self.env = gym.make(env_id, render_mode="rgb_array")
         self.observation, _ = self.env.reset(seed=seed)
         self.frame = self.env.render()
@@ -71,18 +71,18 @@ def target_for(settings, action) -> int:
 
 
 def explain_states(settings, states, targets, all_actions=False):
-    model = explained_model(settings.env_id, settings.mode, settings.action_a, settings.action_b)
+    model = explained_model(settings.policy_key, settings.policy, settings.mode, settings.action_a, settings.action_b)
     return integrated_gradients(model, np.asarray(states, np.float32), baseline=settings.baseline,
                                 target="all" if all_actions else np.asarray(targets), steps=settings.steps,
                                 method=settings.method)
 
 
 settings = sidebar()
-policy = policy_for(settings.env_id)
+policy = settings.policy
 names = policy.info.feature_names
 
-if "live" not in st.session_state or st.session_state.live.key != (settings.env_id, settings.seed):
-    st.session_state.live = LiveEpisode(settings.env_id, settings.seed)
+if "live" not in st.session_state or st.session_state.live.key != (settings.policy_key, settings.seed):
+    st.session_state.live = LiveEpisode(settings.env_id, settings.seed, settings.policy_key)
     st.session_state.playing = False
 
 st.title("Why did the agent do that?")
@@ -95,7 +95,7 @@ if settings.error:
 
 
 def reset():
-    st.session_state.live = LiveEpisode(settings.env_id, settings.seed)
+    st.session_state.live = LiveEpisode(settings.env_id, settings.seed, settings.policy_key)
     st.session_state.playing = False
 
 
@@ -141,7 +141,7 @@ def live_view():
     with frame_col:
         st.markdown(frame_html(live.frame), unsafe_allow_html=True)
     with info_col:
-        metrics = st.columns(3)
+        metrics = st.columns([2, 3, 4])  # action names such as "fire the main engine" need the room
         metrics[0].metric("Step", live.t)
         metrics[1].metric("Return so far", f"{live.total_return:.1f}")
         if policy.info.continuous:
@@ -197,7 +197,9 @@ def show_timeline(settings):
     event = st.plotly_chart(figure, key="timeline", on_select="rerun", selection_mode="points",
                             config={"displayModeBar": False})
     points = (event or {}).get("selection", {}).get("points", []) if event else []
-    if points:
+    if not points:
+        st.caption("Click an action dot or a reward bar to see that step's bars.")
+    else:
         chosen = int(points[0]["x"])
         st.plotly_chart(attribution_bars(names, live.timeline[chosen], title=f"step {chosen}"), key="chosen_bars",
                         config={"displayModeBar": False})
@@ -214,8 +216,8 @@ def what_if():
     low, high = reference.min(axis=0), reference.max(axis=0)
     span = np.maximum(high - low, 1e-3)
     if st.button("Load the current state") or "what_if_key" not in st.session_state or \
-            st.session_state.what_if_key != (settings.env_id, live.key):
-        st.session_state.what_if_key = (settings.env_id, live.key)
+            st.session_state.what_if_key != live.key:
+        st.session_state.what_if_key = live.key
         for i, value in enumerate(live.observation):
             st.session_state[f"what_if_{settings.env_id}_{i}"] = float(value)
     edited = np.array([

@@ -121,6 +121,33 @@ def test_what_if_recomputes_without_touching_the_episode(live):
     assert metric(live, "Step") == "1"
 
 
+def test_an_uploaded_policy_for_another_environment_is_listed_and_explained(live):
+    from attribution.policies import POLICY_DIR
+
+    select = sidebar_select(live, "For environment")
+    select.set_value("CartPole-v0").run()
+    upload = live.sidebar.get("file_uploader")[0]
+    upload.set_value(("my_policy.keras", (POLICY_DIR / "CartPole-v1.keras").read_bytes(), "application/octet-stream")).run()
+    assert not live.exception and not live.sidebar.error
+    choice = sidebar_select(live, "Environment")
+    assert choice.value.startswith("CartPole-v0 · my_policy.keras") and choice.options[0] == "CartPole-v1"
+    assert "CartPole-v0 · policy: my_policy.keras" in live.caption[0].value
+    button(live, "Step").click().run()
+    assert not live.exception and metric(live, "Step") == "1"
+    sidebar_select(live, "Baseline").set_value("mean of reference states").run()  # from the policy's own rollouts
+    assert not live.exception and "gap" in live.info[0].value
+
+
+def test_a_broken_policy_upload_gets_a_message_and_changes_nothing(live):
+    choices = sidebar_select(live, "Environment").options
+    live.sidebar.get("file_uploader")[0].set_value(("broken.keras", b"not a keras archive", "application/octet-stream")).run()
+    assert not live.exception
+    assert "broken.keras was not loaded" in live.sidebar.error[0].value
+    assert sidebar_select(live, "Environment").options == choices and sidebar_select(live, "Environment").value == "CartPole-v1"
+    button(live, "Step").click().run()
+    assert metric(live, "Step") == "1"
+
+
 def test_bars_for_every_action(live):
     next(t for t in live.toggle if t.label == "Bars for every action").set_value(True).run()
     assert not live.exception

@@ -11,8 +11,8 @@ import pytest
 
 from attribution import evaluate, explain, integrated_gradients
 from attribution.environments import ENVIRONMENTS
-from attribution.policies import (POLICY_DIR, PolicyError, load_policy, load_policy_file, policy_from_model,
-                                  shipped_env_ids)
+from attribution.policies import (POLICY_DIR, PolicyError, load_policy, load_policy_file, load_uploaded_policy,
+                                  policy_from_model, shipped_env_ids)
 
 MUST_REACH = {"CartPole-v1": 475, "LunarLander-v3": 200, "Acrobot-v1": -100, "MountainCar-v0": -120, "Pendulum-v1": -250}
 
@@ -176,6 +176,24 @@ def test_environments_that_cannot_be_explained(tmp_path, env_id, message):
     small_policy().save(tmp_path / "mine.keras")
     with pytest.raises(PolicyError, match=message):
         load_policy_file(tmp_path / "mine.keras", env_id)
+
+
+def test_an_uploaded_policy_gets_reference_states_from_its_own_rollouts():
+    data = (POLICY_DIR / "CartPole-v1.keras").read_bytes()
+    policy = load_uploaded_policy(data, "folder/mine.keras", "CartPole-v0")
+    reference = policy.info.reference_states
+    assert policy.info.env_id == "CartPole-v0" and policy.info.source == "mine.keras"
+    assert reference.shape == (256, 4) and len(np.unique(reference, axis=0)) == 256
+    assert np.abs(reference[:, 2]).max() < 0.21  # a good CartPole policy keeps the pole up in its own rollouts
+
+
+def test_an_environment_that_cannot_be_created_is_named():
+    gym.register("NeedsAMissingPackage-v0", entry_point="no_such_package.envs:Env")  # like MuJoCo's ids without MuJoCo
+    try:
+        with pytest.raises(PolicyError, match=r"environment 'NeedsAMissingPackage-v0' could not be created"):
+            load_uploaded_policy(b"never read", "mine.keras", "NeedsAMissingPackage-v0")
+    finally:
+        del gym.registry["NeedsAMissingPackage-v0"]
 
 
 def test_policy_errors_are_value_errors():

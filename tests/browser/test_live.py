@@ -36,3 +36,19 @@ def test_step_twenty_times_then_play(open_page):
     wait_until_idle(page)
     assert int(metric_value(page, "Step")) > 21  # it played on by itself
     assert no_exception(page)
+
+
+def test_clicking_the_time_chart_shows_that_steps_bars(open_page):
+    page = open_page()
+    page.wait_for_selector(".js-plotly-plot", timeout=60_000)
+    for _ in range(8):
+        page.get_by_role("button", name="Step", exact=True).click()
+        wait_until_idle(page)
+    timeline = page.locator('[data-testid="stPlotlyChart"]').nth(1)
+    bar = timeline.locator(".barlayer .point path").nth(5).bounding_box()  # the reward bar of step 5
+    page.mouse.click(bar["x"] + bar["width"] / 2, bar["y"] + bar["height"] / 2)  # through plotly's drag layer
+    wait_until_idle(page)
+    chosen = page.locator(".js-plotly-plot .gtitle").filter(has_text="step ")
+    chosen.first.wait_for(timeout=10_000)
+    assert chosen.first.text_content() == "step 5"
+    assert no_exception(page)
