@@ -90,36 +90,45 @@ class Episode:
 
 
 def record_episode(policy, seed: int, greedy: bool = True, render: bool = True, max_steps: int | None = None,
-                   on_step=None) -> Episode:
+                   on_step=None, actions=None) -> Episode:
     """Run ``policy`` in a fresh environment reset with ``seed`` until the episode ends (or ``max_steps``).
 
     Greedy takes the argmax (or the mean); otherwise actions are sampled from the policy's
     distribution with a generator seeded by ``seed``. ``on_step(t)`` is called after each step.
+    ``actions`` replays those actions instead (an episode played elsewhere, rebuilt with its frames).
     """
+    given = None if actions is None else np.asarray(actions)
+    if given is not None:
+        max_steps = len(given) if max_steps is None else min(max_steps, len(given))
     env = gym.make(policy.info.env_id, render_mode="rgb_array" if render else None)
     rng = np.random.default_rng(seed)
     observation, _ = env.reset(seed=seed)
-    observations, actions, rewards, outputs, frames = [], [], [], [], Frames()
+    observations, taken, rewards, outputs, frames = [], [], [], [], Frames()
     terminated = truncated = False
-    while not (terminated or truncated) and (max_steps is None or len(actions) < max_steps):
+    while not (terminated or truncated) and (max_steps is None or len(taken) < max_steps):
         if render:
             frames.append(env.render())
         actor = policy.heads(observation[None])[policy.info.actor_head][0]
-        action = _choose(policy, actor, greedy, rng)
+        action = _choose(policy, actor, greedy, rng) if given is None else _as_action(given[len(taken)])
         observations.append(observation)
-        actions.append(action)
+        taken.append(action)
         outputs.append(actor)
         observation, reward, terminated, truncated, _ = env.step(action)
         rewards.append(reward)
         if on_step:
-            on_step(len(actions))
+            on_step(len(taken))
     env.close()
     return Episode(
         env_id=policy.info.env_id, seed=int(seed), policy=policy.info.source, greedy=greedy,
-        observations=np.array(observations, dtype=np.float32), actions=np.array(actions),
+        observations=np.array(observations, dtype=np.float32), actions=np.array(taken),
         rewards=np.array(rewards, dtype=np.float32), policy_outputs=np.array(outputs, dtype=np.float32),
         terminated=bool(terminated), truncated=bool(truncated), frames=frames,
     )
+
+
+def _as_action(action):
+    """One stored action as the environment takes it: an int, or a float32 array."""
+    return int(action) if np.ndim(action) == 0 else np.asarray(action, dtype=np.float32)
 
 
 def _choose(policy, actor: np.ndarray, greedy: bool, rng: np.random.Generator):
@@ -199,6 +208,20 @@ def load_episode(path_or_file) -> Episode:
     )
     _check_consistent(episode, name)
     return episode
+
+
+def read_summary(path) -> dict:
+    """An episode file's metadata record (env_id, policy, seed, length, return, created, ...), read
+    without loading its arrays. Raises EpisodeError on a file that is not an episode."""
+    name = Path(path).name
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            meta = json.loads(data["metadata"].tobytes().decode())
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, UnicodeDecodeError) as error:
+        raise EpisodeError(f"{name} is not an episode file: {error}") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT or meta.get("version") != VERSION:
+        raise EpisodeError(f"{name} is not an episode file of format {FORMAT!r} version {VERSION}.")
+    return meta
 
 
 def _frames(contents: dict, name: str) -> Frames:

@@ -34,6 +34,25 @@ def attribution_bars(feature_names, attributions, title: str = "") -> go.Figure:
     return figure
 
 
+MAX_COLUMNS = 600  # time points drawn; longer episodes are downsampled keeping each stretch's extreme
+
+
+def downsample_extremes(values, max_columns: int = MAX_COLUMNS) -> tuple[np.ndarray, np.ndarray]:
+    """(T, K) -> steps (C,), values (C, K) with C <= max_columns: the steps cut into C even stretches,
+    each drawn at its first step with, per column, the value of largest magnitude in it (so no
+    spike is lost). Returns the input unchanged when T <= max_columns."""
+    values = np.asarray(values, dtype=float).reshape(len(values), -1)
+    if len(values) <= max_columns:
+        return np.arange(len(values)), values
+    edges = np.linspace(0, len(values), max_columns + 1).astype(int)
+    starts = edges[:-1]
+    picked = np.empty((max_columns, values.shape[1]))
+    for c, (start, stop) in enumerate(zip(starts, edges[1:])):
+        stretch = values[start:stop]
+        picked[c] = stretch[np.abs(stretch).argmax(axis=0), np.arange(values.shape[1])]
+    return starts, picked
+
+
 def attribution_timeline(feature_names, attributions, actions, rewards, action_names=None, kind: str = "lines",
                          cursor: int | None = None) -> go.Figure:
     """The episode so far: attribution per feature over time (lines, or a features x time heatmap)
@@ -47,11 +66,14 @@ def attribution_timeline(feature_names, attributions, actions, rewards, action_n
         action_names: names for discrete actions (hover text).
         kind: "lines" or "heatmap".
         cursor: a step to mark with a vertical line.
+    Episodes longer than MAX_COLUMNS steps are downsampled (``downsample_extremes``).
     """
     from plotly.subplots import make_subplots
 
-    values = np.asarray(attributions, dtype=float).reshape(len(attributions), -1)
-    steps = np.arange(len(values))
+    steps, values = downsample_extremes(attributions)
+    actions = np.asarray(actions)
+    if len(steps) < len(actions):
+        actions, rewards = actions[steps], downsample_extremes(rewards)[1][:, 0]
     figure = make_subplots(rows=3, cols=1, shared_xaxes=True, row_heights=[0.64, 0.18, 0.18], vertical_spacing=0.03)
     if kind == "heatmap":
         limit = float(np.abs(values).max()) or 1.0
@@ -64,7 +86,6 @@ def attribution_timeline(feature_names, attributions, actions, rewards, action_n
                                         hovertemplate=f"step %{{x}}<br>{name}: %{{y:+.3g}}<extra></extra>"), row=1, col=1)
     else:
         raise ValueError(f'kind must be "lines" or "heatmap"; received {kind!r}.')
-    actions = np.asarray(actions)
     if actions.ndim == 1 and action_names is not None:
         labels = [action_names[int(a)] for a in actions]
         figure.add_trace(go.Scatter(x=steps, y=actions, mode="markers", name="action", marker=dict(size=6, color="#555"),

@@ -1,19 +1,24 @@
 """Streamlit glue shared by the pages (not a page itself): cached policies and explained models,
-and the sidebar's settings."""
+the sidebar's settings, uploaded policies, the episode a session studies, and small display helpers."""
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import gc
 import hashlib
+import io
 
 import gymnasium as gym
 import numpy as np
 import streamlit as st
+from PIL import Image
 
-from attribution import METHODS, explain
+from attribution import METHODS, explain, integrated_gradients
+from attribution.episodes import Episode
 from attribution.policies import Policy, PolicyError, load_policy, load_uploaded_policy, shipped_env_ids
 from attribution.quadrature import MAX_STEPS
+from attribution.replay import EpisodeAttribution
 
 DEFAULT_ENV = "CartPole-v1"
 DISCRETE_MODES = ("action probability", "logit", "log-probability", "critic value", "A rather than B")
@@ -48,6 +53,15 @@ def explained_model(policy_key: str, _policy: Policy, mode: str, action: int = 0
     gc.collect()
     gc.freeze()  # as in policy_for
     return explained
+
+
+@dataclasses.dataclass
+class OpenEpisode:
+    """The episode this session studies, and its attributions under the settings in ``key``."""
+    episode: Episode
+    saved_as: str | None = None
+    explained: EpisodeAttribution | None = None
+    key: tuple | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -166,3 +180,38 @@ def parse_state(text: str, feature_names) -> tuple[np.ndarray | None, str | None
     if not np.isfinite(values).all():
         return None, f"The custom state must be finite numbers; received {text!r}."
     return values, None
+
+
+def explained_output_name(settings, policy, target: int) -> str:
+    """What is explained, for people: "P(push left)", "V(s)", ..."""
+    names = policy.info.action_names
+    if settings.mode == "critic value":
+        return "V(s)"
+    if settings.mode == "A rather than B":
+        return f"log P({names[settings.action_a]}) − log P({names[settings.action_b]})"
+    if settings.mode == "continuous action":
+        return f"mean {names[0]}"
+    return {"action probability": "P({})", "logit": "logit({})", "log-probability": "log P({})"}[settings.mode].format(names[target])
+
+
+def target_for(settings, action) -> int:
+    """The output index explained when the agent took ``action``: the action itself for the
+    per-action modes; the one output of the others."""
+    return int(action) if settings.mode in ("action probability", "logit", "log-probability") else 0
+
+
+def explain_states(settings, states, targets, all_actions=False):
+    """IG of the explained output at ``states`` (N, *obs) under the sidebar's settings."""
+    model = explained_model(settings.policy_key, settings.policy, settings.mode, settings.action_a, settings.action_b)
+    return integrated_gradients(model, np.asarray(states, np.float32), baseline=settings.baseline,
+                                target="all" if all_actions else np.asarray(targets), steps=settings.steps,
+                                method=settings.method)
+
+
+def frame_html(frame: np.ndarray) -> str:
+    """The frame inlined as a PNG data URI. (``st.image`` serves frames as media files that a fast
+    Play can replace before the browser fetches them: a 404 each time.)"""
+    buffer = io.BytesIO()
+    Image.fromarray(frame).save(buffer, format="PNG", compress_level=1)
+    encoded = base64.b64encode(buffer.getvalue()).decode()
+    return f'<img src="data:image/png;base64,{encoded}" style="width:100%" alt="the environment">'

@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-import base64
-import io
 import time
 
 import gymnasium as gym
 import numpy as np
 import streamlit as st
-from PIL import Image
 
-from attribution import _backend, integrated_gradients
+from attribution import _backend
 from attribution.environments import phrases
+from attribution.episodes import record_episode
 from attribution.narrate import completeness_sentence, step_sentence
 from attribution.plots import attribution_bars, attribution_timeline
-from pages.common import explained_model, sidebar
+from pages.common import OpenEpisode, explain_states, explained_output_name, frame_html, sidebar, target_for
 
 SPEEDS = {"1 step/s": 1.0, "2 steps/s": 0.5, "5 steps/s": 0.2, "10 steps/s": 0.1}
 
@@ -46,37 +44,6 @@ class LiveEpisode:
         self.frame = self.env.render()
 
 
-def explained_output_name(settings, policy, target: int) -> str:
-    names = policy.info.action_names
-    if settings.mode == "critic value":
-        return "V(s)"
-    if settings.mode == "A rather than B":
-        return f"log P({names[settings.action_a]}) − log P({names[settings.action_b]})"
-    if settings.mode == "continuous action":
-        return f"mean {names[0]}"
-    return {"action probability": "P({})", "logit": "logit({})", "log-probability": "log P({})"}[settings.mode].format(names[target])
-
-
-def frame_html(frame: np.ndarray) -> str:
-    """The frame inlined as a PNG data URI. (``st.image`` serves frames as media files that a fast
-    Play can replace before the browser fetches them: a 404 each time.)"""
-    buffer = io.BytesIO()
-    Image.fromarray(frame).save(buffer, format="PNG", compress_level=1)
-    encoded = base64.b64encode(buffer.getvalue()).decode()
-    return f'<img src="data:image/png;base64,{encoded}" style="width:100%" alt="the environment">'
-
-
-def target_for(settings, action) -> int:
-    return int(action) if settings.mode in ("action probability", "logit", "log-probability") else 0
-
-
-def explain_states(settings, states, targets, all_actions=False):
-    model = explained_model(settings.policy_key, settings.policy, settings.mode, settings.action_a, settings.action_b)
-    return integrated_gradients(model, np.asarray(states, np.float32), baseline=settings.baseline,
-                                target="all" if all_actions else np.asarray(targets), steps=settings.steps,
-                                method=settings.method)
-
-
 settings = sidebar()
 policy = settings.policy
 names = policy.info.feature_names
@@ -105,11 +72,18 @@ def step():
 
 
 playing = st.session_state.get("playing", False)
-options = st.columns([2, 3, 3])
+options = st.columns([2, 3, 3, 2])
 speed = options[0].selectbox("Speed", list(SPEEDS), index=2, label_visibility="collapsed")
 all_actions = options[1].toggle("Bars for every action", disabled=policy.info.continuous or
                                 settings.mode not in ("action probability", "logit", "log-probability"))
 show_what_if = options[2].toggle("What if the state were different?")
+if options[3].button("Open in replay", disabled=st.session_state.live.t == 0 or playing, width="stretch",
+                     help="study this episode so far on the Replay page, and save it there"):
+    live = st.session_state.live
+    with st.spinner("Rebuilding the episode's frames…"):  # the same seed and actions replay it exactly
+        st.session_state.replay = OpenEpisode(record_episode(policy, settings.seed, actions=live.actions))
+    st.session_state.replay_step, st.session_state.replay_playing = live.t - 1, False
+    st.switch_page("pages/replay.py")
 
 
 @st.fragment(run_every=SPEEDS[speed] if playing else None)

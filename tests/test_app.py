@@ -126,7 +126,7 @@ def test_an_uploaded_policy_for_another_environment_is_listed_and_explained(live
 
     select = sidebar_select(live, "For environment")
     select.set_value("CartPole-v0").run()
-    upload = live.sidebar.get("file_uploader")[0]
+    upload = next(u for u in live.get("file_uploader") if u.label == "Upload a policy (.keras)")
     upload.set_value(("my_policy.keras", (POLICY_DIR / "CartPole-v1.keras").read_bytes(), "application/octet-stream")).run()
     assert not live.exception and not live.sidebar.error
     choice = sidebar_select(live, "Environment")
@@ -140,7 +140,7 @@ def test_an_uploaded_policy_for_another_environment_is_listed_and_explained(live
 
 def test_a_broken_policy_upload_gets_a_message_and_changes_nothing(live):
     choices = sidebar_select(live, "Environment").options
-    live.sidebar.get("file_uploader")[0].set_value(("broken.keras", b"not a keras archive", "application/octet-stream")).run()
+    next(u for u in live.get("file_uploader") if u.label == "Upload a policy (.keras)").set_value(("broken.keras", b"not a keras archive", "application/octet-stream")).run()
     assert not live.exception
     assert "broken.keras was not loaded" in live.sidebar.error[0].value
     assert sidebar_select(live, "Environment").options == choices and sidebar_select(live, "Environment").value == "CartPole-v1"
@@ -186,3 +186,74 @@ def test_a_bad_setting_gets_a_message_not_a_crash(explainer):
     explainer.number_input[0].set_value(1).run()
     assert not explainer.exception
     assert "riemann_trapezoid needs steps >= 2" in explainer.error[0].value
+
+
+# ---- Replay ----
+
+@pytest.fixture
+def replay(monkeypatch, tmp_path):
+    monkeypatch.setenv("ATTRIBUTION_RUNS", str(tmp_path / "runs"))
+    return run_app("pages/replay.py")
+
+
+def record(at):
+    button(at, "Record episode").click().run()
+    assert not at.exception, at.exception
+    return at
+
+
+def test_replay_records_explains_and_scrubs(replay):
+    assert replay.title[0].value == "Replay"
+    record(replay)
+    summary = next(c.value for c in replay.caption if "states explained in" in c.value)
+    assert summary.startswith("CartPole-v1 · shipped · seed 0 · 500 steps · return 500.0")
+    assert metric(replay, "Step") == "0"
+    next(s for s in replay.slider if s.label == "Step").set_value(10).run()
+    assert metric(replay, "Step") == "10" and "gap" in replay.info[0].value
+    button(replay, "▶").click().run()
+    assert metric(replay, "Step") == "11"
+    mark = next(b for b in replay.button if b.label.startswith("step ") and "most likely action only" in b.label)
+    mark.click().run()
+    assert metric(replay, "Step") == mark.label.split(":")[0].split()[1]
+    assert {b.label for b in replay.get("download_button")} >= {"Download CSV", "Download JSON"}
+
+
+def test_replay_follows_the_settings(replay):
+    record(replay)
+    before = replay.info[0].value
+    sidebar_select(replay, "Explain").set_value("critic value").run()
+    assert not replay.exception and "V(s)" in replay.info[0].value and replay.info[0].value != before
+
+
+def test_replay_saves_lists_reopens_and_deletes(replay, tmp_path):
+    record(replay)
+    button(replay, "Save to library").click().run()
+    files = list((tmp_path / "runs").glob("*.npz"))
+    assert len(files) == 1
+    assert replay.dataframe[0].value["file"].tolist() == [files[0].name]
+    button(replay, "Open").click().run()
+    assert not replay.exception and metric(replay, "Step") == "0"
+    button(replay, "Delete").click().run()
+    assert not replay.exception and not list((tmp_path / "runs").glob("*.npz"))
+
+
+def test_a_damaged_episode_upload_gets_a_message_and_changes_nothing(replay, tmp_path):
+    record(replay)
+    button(replay, "Save to library").click().run()
+    kept = sorted((tmp_path / "runs").iterdir())
+    uploader = next(u for u in replay.get("file_uploader") if u.label.startswith("Open an episode file"))
+    uploader.set_value(("episode.npz", b"PK\x03\x04 not really", "application/octet-stream")).run()
+    assert not replay.exception
+    assert "episode.npz was not opened" in replay.error[0].value
+    assert sorted((tmp_path / "runs").iterdir()) == kept
+    assert metric(replay, "Step") == "0"  # the open episode is still there
+
+
+def test_live_episode_opens_in_replay(live):
+    for _ in range(5):
+        button(live, "Step").click().run()
+    button(live, "Open in replay").click().run()
+    assert not live.exception, live.exception
+    assert live.title[0].value == "Replay"
+    assert any(c.value.startswith("CartPole-v1 · shipped · seed 0 · 5 steps") for c in live.caption)
+    assert metric(live, "Step") == "4"

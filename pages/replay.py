@@ -1,0 +1,235 @@
+"""Replay: record a whole episode, explain every step in one batched call, study it and hand it on."""
+
+from __future__ import annotations
+
+import os
+
+import gymnasium as gym
+import numpy as np
+import streamlit as st
+
+from attribution import exports
+from attribution.bookmarks import find_bookmarks
+from attribution.environments import phrases
+from attribution.episodes import Episode, EpisodeError, record_episode
+from attribution.library import DEFAULT_FOLDER, EpisodeLibrary
+from attribution.narrate import completeness_sentence, step_sentence
+from attribution.plots import attribution_bars, attribution_timeline
+from attribution.replay import attribute_episode, softmax
+from pages.common import (OpenEpisode, environment_choices, explained_model, explained_output_name, frame_html,
+                          sidebar, target_for, uploaded_policies)
+
+SPEEDS = {"2 steps/s": 0.5, "5 steps/s": 0.2, "10 steps/s": 0.1}
+library = EpisodeLibrary(os.environ.get("ATTRIBUTION_RUNS", DEFAULT_FOLDER))
+
+
+def choice_for(episode: Episode) -> str | None:
+    """The "Environment" choice whose policy recorded ``episode``, if this session has it."""
+    if episode.policy == "shipped" and episode.env_id in environment_choices():
+        return episode.env_id
+    return next((label for label, policy in uploaded_policies().items()
+                 if policy.info.env_id == episode.env_id and policy.info.source == episode.policy), None)
+
+
+def open_episode(episode: Episode, saved_as: str | None = None) -> None:
+    """Study ``episode`` from its first step, with the policy that recorded it selected (callbacks only)."""
+    st.session_state.replay = OpenEpisode(episode, saved_as)
+    st.session_state.replay_step, st.session_state.replay_playing = 0, False
+    choice = choice_for(episode)
+    if choice and st.session_state.get("env_id") != choice:
+        st.session_state.env_id = choice
+
+
+def open_from_library(name: str) -> None:
+    try:
+        open_episode(library.load(name), saved_as=name)
+    except (EpisodeError, OSError) as error:
+        st.session_state.replay_error = str(error)
+
+
+def delete_from_library(name: str) -> None:
+    try:
+        library.delete(name)
+    except (EpisodeError, OSError) as error:
+        st.session_state.replay_error = str(error)
+
+
+def open_upload() -> None:
+    upload = st.session_state.get("episode_upload")
+    if upload is None:
+        return
+    try:
+        name = library.add_file(upload.getvalue())
+    except EpisodeError as error:
+        st.session_state.replay_error = f"{upload.name} was not opened: {error}"
+        return
+    open_from_library(name)
+
+
+def move(delta: int) -> None:
+    episode = st.session_state.replay.episode
+    st.session_state.replay_step = int(np.clip(st.session_state.replay_step + delta, 0, len(episode) - 1))
+
+
+def jump(step: int) -> None:
+    st.session_state.replay_step = step
+    st.session_state.replay_playing = False
+
+
+def jump_to_clicked_point() -> None:
+    points = st.session_state.replay_timeline.selection.points
+    if points:
+        jump(int(points[0]["x"]))
+
+
+settings = sidebar()
+policy, names = settings.policy, settings.policy.info.feature_names
+st.title("Replay")
+st.caption("Record an episode, then scrub through it: every step is explained in one batched call.")
+if settings.error:
+    st.error(settings.error)
+    st.stop()
+if st.session_state.get("replay_error"):
+    st.error(st.session_state.pop("replay_error"))
+
+record_col, library_col = st.columns([1, 2])
+with record_col:
+    if st.button("Record episode", type="primary", help=f"{settings.env_id}, seed {settings.seed}, greedy actions"):
+        progress = st.progress(0.0, text="Recording…")
+        limit = gym.spec(settings.env_id).max_episode_steps or 1000
+        episode = record_episode(policy, settings.seed, on_step=lambda t: progress.progress(
+            min(t / limit, 1.0), text=f"Recording… step {t}") if t % 10 == 0 else None)
+        progress.empty()
+        open_episode(episode)
+with library_col.expander(f"Episode library ({library.folder.name}/)"):
+    entries = library.entries()
+    if entries:
+        st.dataframe([{"environment": e.env_id, "policy": e.policy, "seed": e.seed, "length": e.length,
+                       "return": round(e.total_return, 1), "date": e.created.replace("T", " "), "file": e.name}
+                      for e in entries], hide_index=True, width="stretch")
+        chosen = st.selectbox("Episode", [e.name for e in entries], key="library_choice")
+        buttons = st.columns(2)
+        buttons[0].button("Open", on_click=open_from_library, args=(chosen,), width="stretch")
+        buttons[1].button("Delete", on_click=delete_from_library, args=(chosen,), width="stretch")
+    else:
+        st.caption("No saved episodes yet: record one and press “Save to library”.")
+    st.file_uploader("Open an episode file (.npz)", type=["npz"], key="episode_upload", on_change=open_upload)
+
+current: OpenEpisode | None = st.session_state.get("replay")
+if current is None:
+    st.info("Press **Record episode** to run the policy for a whole episode, or open one from the library.")
+    st.stop()
+episode = current.episode
+if choice_for(episode) != settings.policy_key:
+    st.warning(f"The open episode was recorded in {episode.env_id} by {episode.policy}; select that policy under "
+               "Environment (upload it under “Your own policy” if it is yours) to explain it, or record a new one.")
+    st.stop()
+
+key = (settings.policy_key, settings.mode, settings.action_a, settings.action_b, settings.baseline_kind,
+       tuple(np.asarray(settings.baseline).round(6)), settings.steps, settings.method)
+if current.key != key:
+    targets = [target_for(settings, a) for a in episode.actions]
+    with st.spinner(f"Explaining {len(episode)} steps…"):
+        current.explained = attribute_episode(
+            explained_model(settings.policy_key, policy, settings.mode, settings.action_a, settings.action_b), episode,
+            targets, [explained_output_name(settings, policy, t) for t in targets], settings.baseline, settings.steps,
+            settings.method, {"explain": settings.mode, "baseline": settings.baseline_kind, "steps": settings.steps,
+                              "method": settings.method})
+    current.key = key
+explained = current.explained
+action_names = None if policy.info.continuous else policy.info.action_names
+probabilities = None if policy.info.continuous else softmax(episode.policy_outputs)
+labels = exports.action_labels(episode, action_names)
+
+st.caption(f"{episode.env_id} · {episode.policy} · seed {episode.seed} · {len(episode)} steps · return "
+           f"{episode.total_return:.1f} · {len(episode)} states explained in {explained.seconds:.2f} s "
+           f"(largest completeness gap {np.abs(explained.gap).max():.2g})")
+playing = st.session_state.get("replay_playing", False)
+
+
+@st.fragment(run_every=SPEEDS[st.session_state.get("replay_speed", "5 steps/s")] if playing else None)
+def cursor_view():
+    """Everything that follows the cursor; playing advances it one step per tick."""
+    last = len(episode) - 1
+    if st.session_state.get("replay_playing"):
+        if st.session_state.replay_step >= last:
+            st.session_state.replay_playing = False
+            st.rerun()
+        move(+1)
+    controls = st.columns([1, 1, 1, 1, 4])
+    controls[0].button("◀", help="previous step", on_click=move, args=(-1,), width="stretch")
+    controls[1].button("▶", help="next step", on_click=move, args=(+1,), width="stretch")
+    if controls[2].button("Pause" if playing else "Play", width="stretch"):
+        st.session_state.replay_playing = not playing
+        st.rerun()
+    controls[3].selectbox("Speed", list(SPEEDS), index=1, key="replay_speed", label_visibility="collapsed")
+    t = controls[4].slider("Step", 0, max(last, 1), key="replay_step", disabled=last == 0)
+    t = min(t, last)
+
+    frame_col, info_col = st.columns([1, 1])
+    with frame_col:
+        if len(episode.frames):
+            st.markdown(frame_html(episode.frames[t]), unsafe_allow_html=True)
+    with info_col:
+        metrics = st.columns([2, 2, 4])
+        metrics[0].metric("Step", t)
+        metrics[1].metric("Reward", f"{episode.rewards[t]:+.2f}")
+        metrics[2].metric("Action", labels[t])
+        if probabilities is not None:
+            st.caption("Policy: " + " · ".join(f"{n} {p:.0%}" for n, p in zip(action_names, probabilities[t])))
+        subject = f"The agent chose {labels[t].upper()}" if action_names else f"The agent's action is {labels[t]}"
+        st.success(step_sentence(subject, explained.attributions[t], episode.observations[t].reshape(-1),
+                                 phrases(episode.env_id, names)))
+        st.plotly_chart(attribution_bars(names, explained.attributions[t], title=f"why {explained.output_names[t]}"),
+                        key="replay_bars", config={"displayModeBar": False})
+        st.info(completeness_sentence(explained.output_names[t], explained.at_state[t], explained.at_baseline[t],
+                                      float(explained.attributions[t].sum(dtype=np.float64))))
+    kind = st.radio("Chart", ["heatmap", "lines"], horizontal=True, key="replay_chart", label_visibility="collapsed")
+    st.plotly_chart(attribution_timeline(names, explained.attributions, episode.actions, episode.rewards, action_names,
+                                         kind=kind, cursor=t),
+                    key="replay_timeline", on_select=jump_to_clicked_point, selection_mode="points",
+                    config={"displayModeBar": False})
+    st.caption("Click an action dot or a reward bar to jump to that step.")
+
+
+cursor_view()
+
+bookmarks = find_bookmarks(episode.actions, explained.attributions, episode.rewards, names, action_names, probabilities)
+with st.expander(f"Bookmarks ({len(bookmarks)})", expanded=True):
+    if not bookmarks:
+        st.caption("Nothing stands out in this episode: no change of action, no flip of a feature's influence.")
+    for kind in ("action change", "least certain", "sign flip", "reward", "penalty"):
+        marks = [b for b in bookmarks if b.kind == kind]
+        if marks:
+            st.markdown(f"**{kind.capitalize()}**")
+            columns = st.columns(min(len(marks), 5))
+            for i, mark in enumerate(marks):
+                columns[i % len(columns)].button(mark.text, key=f"bookmark_{kind}_{i}", on_click=jump,
+                                                 args=(mark.step,), width="stretch")
+
+st.subheader("Share")
+share = st.columns(4)
+stem = f"{episode.env_id}-seed{episode.seed}"
+share[0].download_button("Download CSV", exports.to_csv(episode, explained, names, action_names),
+                         file_name=f"{stem}-attributions.csv", mime="text/csv", width="stretch")
+share[1].download_button("Download JSON", exports.to_json(episode, explained, names, action_names),
+                         file_name=f"{stem}-attributions.json", mime="application/json", width="stretch")
+if share[2].button("Build HTML report", width="stretch"):
+    worst = int(np.argmax(np.abs(explained.gap)))
+    report = exports.html_report(
+        f"Why did the agent do that? {episode.env_id}, seed {episode.seed}",
+        [f"{episode.policy} policy, {len(episode)} steps, return {episode.total_return:.1f}.",
+         f"Largest completeness gap, at step {worst}: " + completeness_sentence(
+             explained.output_names[worst], explained.at_state[worst], explained.at_baseline[worst],
+             float(explained.attributions[worst].sum(dtype=np.float64))) + "."],
+        {"explained output": settings.mode, "baseline": settings.baseline_kind, "path points": settings.steps,
+         "method": settings.method, "environment": episode.env_id, "seed": episode.seed},
+        [attribution_timeline(names, explained.attributions, episode.actions, episode.rewards, action_names, kind=k)
+         for k in ("heatmap", "lines")])
+    share[2].download_button("Download HTML report", report, file_name=f"{stem}-report.html", mime="text/html",
+                             width="stretch")
+if current.saved_as:
+    share[3].caption(f"Saved in the library as {current.saved_as}")
+elif share[3].button("Save to library", width="stretch"):
+    current.saved_as = library.save(episode)
+    st.rerun()
