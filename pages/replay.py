@@ -8,7 +8,7 @@ import gymnasium as gym
 import numpy as np
 import streamlit as st
 
-from attribution import exports
+from attribution import animation, exports
 from attribution.bookmarks import find_bookmarks
 from attribution.environments import phrases
 from attribution.episodes import Episode, EpisodeError, record_episode
@@ -228,6 +228,15 @@ if share[2].button("Build HTML report", width="stretch"):
          for k in ("heatmap", "lines")])
     share[2].download_button("Download HTML report", report, file_name=f"{stem}-report.html", mime="text/html",
                              width="stretch")
+movie = st.columns(4)
+if movie[0].button("Build GIF and MP4", width="stretch", help="the frame and the bars side by side, for slides"):
+    with st.spinner("Drawing every step…"):
+        images = animation.storyboard(episode.frames, explained.attributions, names,
+                                      [f"step {t} · {labels[t]} · why {explained.output_names[t]}" for t in range(len(episode))])
+        movie[1].download_button("Download GIF", animation.to_gif(images), file_name=f"{stem}.gif", mime="image/gif",
+                                 width="stretch")
+        movie[2].download_button("Download MP4", animation.to_mp4(images), file_name=f"{stem}.mp4", mime="video/mp4",
+                                 width="stretch")
 if current.saved_as:
     share[3].caption(f"Saved in the library as {current.saved_as}")
 elif share[3].button("Save to library", width="stretch"):

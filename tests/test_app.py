@@ -257,3 +257,10 @@ def test_live_episode_opens_in_replay(live):
     assert live.title[0].value == "Replay"
     assert any(c.value.startswith("CartPole-v1 · shipped · seed 0 · 5 steps") for c in live.caption)
     assert metric(live, "Step") == "4"
+
+
+def test_replay_builds_a_gif_and_an_mp4(replay):
+    record(replay)
+    button(replay, "Build GIF and MP4").click().run()
+    assert not replay.exception
+    assert {b.label for b in replay.get("download_button")} >= {"Download GIF", "Download MP4"}

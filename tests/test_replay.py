@@ -154,3 +154,33 @@ def test_a_live_episode_is_rebuilt_exactly_from_its_seed_and_actions(cartpole):
     assert len(rebuilt) == 25 and len(rebuilt.frames) == 25
     np.testing.assert_array_equal(rebuilt.observations, episode.observations[:25])
     np.testing.assert_array_equal(rebuilt.frames[24], episode.frames[24])
+
+
+def test_gif_and_mp4_show_the_frame_beside_the_bars(cartpole):
+    import av
+    from PIL import Image
+
+    from attribution.animation import PANEL_WIDTH, storyboard, to_gif, to_mp4
+
+    policy, episode, _, explained = cartpole
+    images = storyboard(episode.frames, explained.attributions, policy.info.feature_names,
+                        [f"step {t}" for t in range(60)], max_frames=30)
+    height, width, _ = episode.frames[0].shape
+    assert len(images) == 30 and images[0].shape == (height, width + PANEL_WIDTH, 3)
+    np.testing.assert_array_equal(images[1][:, :width], episode.frames[2])  # every second step, frame unchanged
+    panel = images[0][:, width:]
+    assert (np.abs(panel.astype(int) - [31, 119, 180]).sum(axis=2) == 0).any() or \
+           (np.abs(panel.astype(int) - [214, 39, 40]).sum(axis=2) == 0).any()  # a bar in the app's colours
+
+    gif = Image.open(io.BytesIO(to_gif(images)))
+    assert gif.n_frames == 30 and gif.size == (width + PANEL_WIDTH, height)
+    with av.open(io.BytesIO(to_mp4(images))) as video:
+        decoded = [frame.to_ndarray(format="rgb24") for frame in video.decode(video=0)]
+    assert len(decoded) == 30 and decoded[0].shape[:2] == (height - height % 2, (width + PANEL_WIDTH) // 2 * 2)
+
+
+def test_a_storyboard_needs_one_frame_per_step():
+    from attribution.animation import storyboard
+
+    with pytest.raises(ValueError, match="need one frame per step; received 2 frames for 3 steps"):
+        storyboard([np.zeros((4, 4, 3), np.uint8)] * 2, np.zeros((3, 2)), ["a", "b"], ["", "", ""])
