@@ -109,7 +109,7 @@ def record_episode(policy, seed: int, greedy: bool = True, render: bool = True, 
         if render:
             frames.append(env.render())
         actor = policy.heads(observation[None])[policy.info.actor_head][0]
-        action = _choose(policy, actor, greedy, rng) if given is None else _as_action(given[len(taken)])
+        action = _choose(policy, actor, greedy, rng) if given is None else as_action(given[len(taken)])
         observations.append(observation)
         taken.append(action)
         outputs.append(actor)
@@ -126,7 +126,7 @@ def record_episode(policy, seed: int, greedy: bool = True, render: bool = True, 
     )
 
 
-def _as_action(action):
+def as_action(action):
     """One stored action as the environment takes it: an int, or a float32 array."""
     return int(action) if np.ndim(action) == 0 else np.asarray(action, dtype=np.float32)
 

@@ -57,11 +57,15 @@ def explained_model(policy_key: str, _policy: Policy, mode: str, action: int = 0
 
 @dataclasses.dataclass
 class OpenEpisode:
-    """The episode this session studies, and its attributions under the settings in ``key``."""
+    """The episode this session studies, and its attributions under the settings in ``key``;
+    a fork of it (from step ``fork_step``) and the episode it is compared with, explained alike."""
     episode: Episode
     saved_as: str | None = None
     explained: EpisodeAttribution | None = None
     key: tuple | None = None
+    fork_step: int = 0
+    fork: Episode | None = None
+    fork_explained: EpisodeAttribution | None = None
 
 
 @dataclasses.dataclass(frozen=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 
 import gymnasium as gym
@@ -11,7 +12,8 @@ import streamlit as st
 from attribution import animation, exports
 from attribution.bookmarks import find_bookmarks
 from attribution.environments import phrases
-from attribution.episodes import Episode, EpisodeError, record_episode
+from attribution.episodes import Episode, EpisodeError, Frames, record_episode
+from attribution.fork import can_edit_state, fork_episode
 from attribution.library import DEFAULT_FOLDER, EpisodeLibrary
 from attribution.narrate import completeness_sentence, step_sentence
 from attribution.plots import attribution_bars, attribution_timeline
@@ -135,7 +137,7 @@ if current.key != key:
             targets, [explained_output_name(settings, policy, t) for t in targets], settings.baseline, settings.steps,
             settings.method, {"explain": settings.mode, "baseline": settings.baseline_kind, "steps": settings.steps,
                               "method": settings.method})
-    current.key = key
+    current.key, current.fork = key, None  # a fork explained under the old settings would mislead
 explained = current.explained
 action_names = None if policy.info.continuous else policy.info.action_names
 probabilities = None if policy.info.continuous else softmax(episode.policy_outputs)
@@ -193,6 +195,71 @@ def cursor_view():
 
 
 cursor_view()
+
+
+def explain_episode(other: Episode):
+    """``other`` explained exactly as the open episode is (same policy and settings)."""
+    targets = [target_for(settings, a) for a in other.actions]
+    return attribute_episode(
+        explained_model(settings.policy_key, policy, settings.mode, settings.action_a, settings.action_b), other,
+        targets, [explained_output_name(settings, policy, t) for t in targets], settings.baseline, settings.steps,
+        settings.method, explained.settings)
+
+
+def side_by_side(label: str, shown: Episode, shown_explained, t: int, column) -> None:
+    with column:
+        st.markdown(f"**{label}**")
+        if t >= len(shown):
+            st.caption(f"It had ended: {len(shown)} steps, return {shown.total_return:.1f}.")
+            return
+        st.markdown(frame_html(shown.frames[t]), unsafe_allow_html=True)
+        action = exports.action_labels(shown, action_names)[t]
+        st.plotly_chart(attribution_bars(names, shown_explained.attributions[t],
+                                         title=f"{action} · why {shown_explained.output_names[t]}"),
+                        key=f"side_{label}", config={"displayModeBar": False})
+
+
+with st.expander("Fork: what if, from this step…"):
+    t = min(st.session_state.get("replay_step", 0), len(episode) - 1)
+    ways = (["Edit the state"] if can_edit_state(episode.env_id) else []) + \
+           ([] if policy.info.continuous else ["Take another action"])
+    how = st.radio(f"From step {t}", ways, horizontal=True, key="fork_how") if ways else None
+    edit = {}
+    if how == "Edit the state":
+        reference = policy.info.reference_states
+        low, high = reference.min(axis=0), reference.max(axis=0)
+        span = np.maximum(high - low, 1e-3)
+        observation = episode.observations[t]
+        columns = st.columns(2)
+        edit["observation"] = np.array([
+            columns[i % 2].slider(name, float(min(low[i] - 0.5 * span[i], observation[i])),
+                                  float(max(high[i] + 0.5 * span[i], observation[i])), float(observation[i]),
+                                  key=f"fork_{t}_{i}", format="%.3f")
+            for i, name in enumerate(names)], dtype=np.float32)
+    elif how == "Take another action":
+        others = [a for a in range(len(action_names)) if a != int(episode.actions[t])]
+        edit["action"] = st.selectbox("Instead of " + labels[t], others, format_func=action_names.__getitem__,
+                                      key=f"fork_action_{t}")
+    else:
+        st.caption(f"{episode.env_id} cannot be forked here: its state cannot be set and its actions are continuous.")
+    if edit and st.button("Roll out the fork"):
+        with st.spinner("The policy plays on from the edit…"):
+            current.fork = fork_episode(policy, episode, t, **edit)
+            current.fork_step, current.fork_explained = t, explain_episode(current.fork)
+    if current.fork is not None:
+        step, fork = current.fork_step, current.fork
+        rest = episode.rewards[step:]
+        st.info(f"From step {step}, the original went on for {len(rest)} steps and earned {rest.sum():.1f}; "
+                f"the fork lasted {len(fork)} steps and earned {fork.total_return:.1f}"
+                + (" (cut by the time limit)." if fork.truncated else "."))
+        after = st.slider("Steps after the fork", 0, max(len(fork), len(rest)) - 1, 0, key="fork_offset")
+        left, right = st.columns(2)
+        original = dataclasses.replace(episode, observations=episode.observations[step:], actions=episode.actions[step:],
+                                       rewards=rest, frames=Frames(episode.frames.encoded[step:]))
+        original_explained = dataclasses.replace(
+            explained, attributions=explained.attributions[step:], output_names=explained.output_names[step:])
+        side_by_side("original", original, original_explained, after, left)
+        side_by_side("fork", fork, current.fork_explained, after, right)
 
 bookmarks = find_bookmarks(episode.actions, explained.attributions, episode.rewards, names, action_names, probabilities)
 with st.expander(f"Bookmarks ({len(bookmarks)})", expanded=True):

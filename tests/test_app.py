@@ -264,3 +264,17 @@ def test_replay_builds_a_gif_and_an_mp4(replay):
     button(replay, "Build GIF and MP4").click().run()
     assert not replay.exception
     assert {b.label for b in replay.get("download_button")} >= {"Download GIF", "Download MP4"}
+
+
+@pytest.mark.parametrize("how", ["Edit the state", "Take another action"])
+def test_replay_forks_from_the_current_step(replay, how):
+    record(replay)
+    next(s for s in replay.slider if s.label == "Step").set_value(30).run()
+    next(r for r in replay.radio if r.label == "From step 30").set_value(how).run()
+    if how == "Edit the state":
+        next(s for s in replay.slider if s.label == "pole angle (rad)").set_value(0.15).run()
+    button(replay, "Roll out the fork").click().run()
+    assert not replay.exception, replay.exception
+    summary = next(i.value for i in replay.info if i.value.startswith("From step 30"))
+    assert "the original went on for 470 steps and earned 470.0; the fork lasted" in summary
+    assert {"original", "fork"} <= {m.value.strip("*") for m in replay.markdown}
