@@ -104,3 +104,28 @@ def attribution_timeline(feature_names, attributions, actions, rewards, action_n
     figure.update_yaxes(title_text="action", row=2, col=1)
     figure.update_yaxes(title_text="reward", row=3, col=1)
     return figure
+
+
+def comparison_heatmaps(feature_names, first, second, first_label: str, second_label: str) -> go.Figure:
+    """Two episodes' attributions on one time axis, and their difference at matched steps.
+
+    Args:
+        first, second: (T1, F) and (T2, F) attributions of the same explained output.
+    Rows: first, second, first − second over the min(T1, T2) steps both have.
+    """
+    from plotly.subplots import make_subplots
+
+    a_steps, a = downsample_extremes(first)
+    b_steps, b = downsample_extremes(second)
+    matched = min(len(first), len(second))
+    d_steps, difference = downsample_extremes(np.asarray(first, float)[:matched] - np.asarray(second, float)[:matched])
+    limit = float(max(np.abs(a).max(initial=0), np.abs(b).max(initial=0))) or 1.0
+    figure = make_subplots(rows=3, cols=1, shared_xaxes=True, vertical_spacing=0.06,
+                           subplot_titles=(first_label, second_label, f"{first_label} − {second_label}"))
+    for row, (steps, values) in enumerate([(a_steps, a), (b_steps, b), (d_steps, difference)], start=1):
+        figure.add_trace(go.Heatmap(z=values.T, x=steps, y=list(feature_names), colorscale="RdBu", zmid=0,
+                                    zmin=-limit, zmax=limit, showscale=row == 1,
+                                    colorbar=dict(title="attribution", len=0.9),
+                                    hovertemplate="step %{x}<br>%{y}: %{z:+.3g}<extra></extra>"), row=row, col=1)
+    figure.update_layout(height=620, margin=dict(l=10, r=10, t=30, b=10), xaxis3_title="step")
+    return figure

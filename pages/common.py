@@ -66,6 +66,8 @@ class OpenEpisode:
     fork_step: int = 0
     fork: Episode | None = None
     fork_explained: EpisodeAttribution | None = None
+    compared: Episode | None = None
+    compared_explained: EpisodeAttribution | None = None
 
 
 @dataclasses.dataclass(frozen=True)

@@ -16,10 +16,10 @@ from attribution.episodes import Episode, EpisodeError, Frames, record_episode
 from attribution.fork import can_edit_state, fork_episode
 from attribution.library import DEFAULT_FOLDER, EpisodeLibrary
 from attribution.narrate import completeness_sentence, step_sentence
-from attribution.plots import attribution_bars, attribution_timeline
+from attribution.plots import attribution_bars, attribution_timeline, comparison_heatmaps
 from attribution.replay import attribute_episode, softmax
-from pages.common import (OpenEpisode, environment_choices, explained_model, explained_output_name, frame_html,
-                          sidebar, target_for, uploaded_policies)
+from pages.common import (OpenEpisode, chosen_policy, environment_choices, explained_model, explained_output_name,
+                          frame_html, sidebar, target_for, uploaded_policies)
 
 SPEEDS = {"2 steps/s": 0.5, "5 steps/s": 0.2, "10 steps/s": 0.1}
 library = EpisodeLibrary(os.environ.get("ATTRIBUTION_RUNS", DEFAULT_FOLDER))
@@ -137,7 +137,7 @@ if current.key != key:
             targets, [explained_output_name(settings, policy, t) for t in targets], settings.baseline, settings.steps,
             settings.method, {"explain": settings.mode, "baseline": settings.baseline_kind, "steps": settings.steps,
                               "method": settings.method})
-    current.key, current.fork = key, None  # a fork explained under the old settings would mislead
+    current.key, current.fork, current.compared = key, None, None  # explained under old settings: they would mislead
 explained = current.explained
 action_names = None if policy.info.continuous else policy.info.action_names
 probabilities = None if policy.info.continuous else softmax(episode.policy_outputs)
@@ -196,13 +196,29 @@ def cursor_view():
 
 cursor_view()
 
+bookmarks = find_bookmarks(episode.actions, explained.attributions, episode.rewards, names, action_names, probabilities)
+with st.expander(f"Bookmarks ({len(bookmarks)})", expanded=True):
+    if not bookmarks:
+        st.caption("Nothing stands out in this episode: no change of action, no flip of a feature's influence.")
+    for kind in ("action change", "least certain", "sign flip", "reward", "penalty"):
+        marks = [b for b in bookmarks if b.kind == kind]
+        if marks:
+            st.markdown(f"**{kind.capitalize()}**")
+            columns = st.columns(min(len(marks), 5))
+            for i, mark in enumerate(marks):
+                columns[i % len(columns)].button(mark.text, key=f"bookmark_{kind}_{i}", on_click=jump,
+                                                 args=(mark.step,), width="stretch")
 
-def explain_episode(other: Episode):
-    """``other`` explained exactly as the open episode is (same policy and settings)."""
+
+def explain_episode(other: Episode, policy_key: str | None = None):
+    """``other`` explained exactly as the open episode is: the same settings and baseline, with the
+    policy that played it (``policy_key``, an Environment choice; None for the open episode's)."""
+    key = policy_key or settings.policy_key
+    player = chosen_policy(key)
     targets = [target_for(settings, a) for a in other.actions]
     return attribute_episode(
-        explained_model(settings.policy_key, policy, settings.mode, settings.action_a, settings.action_b), other,
-        targets, [explained_output_name(settings, policy, t) for t in targets], settings.baseline, settings.steps,
+        explained_model(key, player, settings.mode, settings.action_a, settings.action_b), other,
+        targets, [explained_output_name(settings, player, t) for t in targets], settings.baseline, settings.steps,
         settings.method, explained.settings)
 
 
@@ -261,18 +277,36 @@ with st.expander("Fork: what if, from this step…"):
         side_by_side("original", original, original_explained, after, left)
         side_by_side("fork", fork, current.fork_explained, after, right)
 
-bookmarks = find_bookmarks(episode.actions, explained.attributions, episode.rewards, names, action_names, probabilities)
-with st.expander(f"Bookmarks ({len(bookmarks)})", expanded=True):
-    if not bookmarks:
-        st.caption("Nothing stands out in this episode: no change of action, no flip of a feature's influence.")
-    for kind in ("action change", "least certain", "sign flip", "reward", "penalty"):
-        marks = [b for b in bookmarks if b.kind == kind]
-        if marks:
-            st.markdown(f"**{kind.capitalize()}**")
-            columns = st.columns(min(len(marks), 5))
-            for i, mark in enumerate(marks):
-                columns[i % len(columns)].button(mark.text, key=f"bookmark_{kind}_{i}", on_click=jump,
-                                                 args=(mark.step,), width="stretch")
+with st.expander("Compare with another episode"):
+    others = [e for e in library.entries() if e.env_id == episode.env_id and e.name != current.saved_as]
+    sources = ["this policy on another seed"] + (["an episode from the library"] if others else [])
+    source = st.radio("Compare with", sources, horizontal=True, key="compare_source")
+    if source == "this policy on another seed":
+        other_seed = int(st.number_input("Other seed", 0, 2**31 - 1, episode.seed + 1, key="compare_seed"))
+        wanted = None
+    else:
+        wanted = st.selectbox("Episode", [e.name for e in others], key="compare_choice", format_func=lambda n: next(
+            f"{e.policy} · seed {e.seed} · {e.length} steps · return {e.total_return:.1f} · {e.name}" for e in others if e.name == n))
+    if st.button("Compare"):
+        with st.spinner("Recording and explaining the other episode…"):
+            other = record_episode(policy, other_seed) if wanted is None else library.load(wanted)
+            other_key = settings.policy_key if wanted is None else choice_for(other)
+            if other_key is None:
+                st.error(f"{wanted} was recorded by {other.policy}, which this session has not loaded: upload it under "
+                         "“Your own policy” to compare with it.")
+            else:
+                current.compared, current.compared_explained = other, explain_episode(other, other_key)
+    if current.compared is not None:
+        other, matched = current.compared, min(len(episode), len(current.compared))
+        this_label = f"this episode ({episode.policy}, seed {episode.seed})"
+        other_label = f"the other ({other.policy}, seed {other.seed})"
+        difference = np.abs(explained.attributions[:matched] - current.compared_explained.attributions[:matched]).mean(axis=0)
+        st.info(f"{this_label.capitalize()}: {len(episode)} steps, return {episode.total_return:.1f}. "
+                f"{other_label.capitalize()}: {len(other)} steps, return {other.total_return:.1f}. Over the {matched} "
+                f"steps both have, the attributions differ most on {names[int(np.argmax(difference))]} "
+                f"(mean |difference| {difference.max():.2g}).")
+        st.plotly_chart(comparison_heatmaps(names, explained.attributions, current.compared_explained.attributions,
+                                            this_label, other_label), key="compare_chart", config={"displayModeBar": False})
 
 st.subheader("Share")
 share = st.columns(4)

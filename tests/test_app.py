@@ -278,3 +278,21 @@ def test_replay_forks_from_the_current_step(replay, how):
     summary = next(i.value for i in replay.info if i.value.startswith("From step 30"))
     assert "the original went on for 470 steps and earned 470.0; the fork lasted" in summary
     assert {"original", "fork"} <= {m.value.strip("*") for m in replay.markdown}
+
+
+def test_replay_compares_with_another_seed_and_a_library_episode(replay):
+    record(replay)
+    button(replay, "Save to library").click().run()
+    next(n for n in replay.number_input if n.label == "Other seed").set_value(3).run()
+    button(replay, "Compare").click().run()
+    assert not replay.exception, replay.exception
+    summary = next(i.value for i in replay.info if i.value.startswith("This episode"))
+    assert "the other (shipped, seed 3)" in summary.lower() and "differ most on" in summary
+
+    next(n for n in replay.sidebar.number_input if n.label == "Seed").set_value(5).run()
+    button(replay, "Record episode").click().run()
+    next(r for r in replay.radio if r.label == "Compare with").set_value("an episode from the library").run()
+    button(replay, "Compare").click().run()
+    assert not replay.exception, replay.exception
+    summary = next(i.value for i in replay.info if i.value.startswith("This episode"))
+    assert "seed 5" in summary and "seed 0" in summary

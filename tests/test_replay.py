@@ -184,3 +184,14 @@ def test_a_storyboard_needs_one_frame_per_step():
 
     with pytest.raises(ValueError, match="need one frame per step; received 2 frames for 3 steps"):
         storyboard([np.zeros((4, 4, 3), np.uint8)] * 2, np.zeros((3, 2)), ["a", "b"], ["", "", ""])
+
+
+def test_comparison_shows_both_episodes_and_their_difference_at_matched_steps():
+    from attribution.plots import comparison_heatmaps
+
+    first, second = np.arange(12.0).reshape(6, 2), np.ones((4, 2))
+    figure = comparison_heatmaps(["a", "b"], first, second, "A", "B")
+    heatmaps = [trace for trace in figure.data if trace.type == "heatmap"]
+    assert [h.z.shape for h in heatmaps] == [(2, 6), (2, 4), (2, 4)]
+    np.testing.assert_array_equal(heatmaps[2].z, (first[:4] - second).T)
+    assert [a.text for a in figure.layout.annotations] == ["A", "B", "A − B"]
