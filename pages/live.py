@@ -115,14 +115,14 @@ def live_view():
     with frame_col:
         st.markdown(frame_html(live.frame), unsafe_allow_html=True)
     with info_col:
-        metrics = st.columns([2, 3, 4])  # action names such as "fire the main engine" need the room
+        metrics = st.columns(2)
         metrics[0].metric("Step", live.t)
         metrics[1].metric("Return so far", f"{live.total_return:.1f}")
         if policy.info.continuous:
-            metrics[2].metric("Action", f"{float(np.asarray(action).reshape(-1)[0]):+.2f}")
+            st.metric("Action", f"{float(np.asarray(action).reshape(-1)[0]):+.2f}")
             subject = f"The agent's {policy.info.action_names[0]} is {float(np.asarray(action).reshape(-1)[0]):+.2f}"
         else:
-            metrics[2].metric("Action", policy.info.action_names[action])
+            st.metric("Action", policy.info.action_names[action])
             probabilities = policy.action_probabilities(live.observation)
             st.caption("Policy: " + " · ".join(f"{n} {p:.0%}" for n, p in zip(policy.info.action_names, probabilities)))
             subject = f"The agent chose {policy.info.action_names[action].upper()}"

@@ -173,10 +173,10 @@ def cursor_view():
         if len(episode.frames):
             st.markdown(frame_html(episode.frames[t]), unsafe_allow_html=True)
     with info_col:
-        metrics = st.columns([2, 2, 4])
+        metrics = st.columns(2)
         metrics[0].metric("Step", t)
         metrics[1].metric("Reward", f"{episode.rewards[t]:+.2f}")
-        metrics[2].metric("Action", labels[t])
+        st.metric("Action", labels[t])
         if probabilities is not None:
             st.caption("Policy: " + " · ".join(f"{n} {p:.0%}" for n, p in zip(action_names, probabilities[t])))
         subject = f"The agent chose {labels[t].upper()}" if action_names else f"The agent's action is {labels[t]}"
