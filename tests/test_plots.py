@@ -1,0 +1,48 @@
+"""The Plotly figures: what they draw, checked on the figure objects."""
+
+import numpy as np
+import pytest
+
+from attribution.plots import MAX_COLUMNS, PUSHES_DOWN, PUSHES_UP, attribution_bars, attribution_timeline
+
+
+def test_bars_are_sorted_by_magnitude_with_signed_colours():
+    figure = attribution_bars(["a", "b", "c"], [0.1, -0.5, 0.3], title="why P(left)")
+    bars = figure.data[0]
+    assert list(bars.y) == ["a", "c", "b"]  # plotly draws the first at the bottom: the largest ends on top
+    assert list(bars.marker.color) == [PUSHES_UP, PUSHES_UP, PUSHES_DOWN]
+    assert figure.layout.title.text == "why P(left)" and figure.layout.shapes[0].x0 == 0
+
+
+def test_bars_need_one_name_per_value():
+    with pytest.raises(ValueError, match="received 2 names for 3 values"):
+        attribution_bars(["a", "b"], [1, 2, 3])
+
+
+@pytest.mark.parametrize("kind", ["lines", "heatmap"])
+def test_timeline_has_three_rows_on_one_time_axis(kind):
+    attributions = np.arange(20.0).reshape(10, 2)
+    figure = attribution_timeline(["a", "b"], attributions, np.arange(10) % 2, np.ones(10), ["left", "right"],
+                                  kind=kind, cursor=4)
+    layout = figure.layout
+    assert layout.xaxis.matches == "x3" and layout.xaxis2.matches == "x3" and layout.xaxis3.title.text == "step"
+    assert layout.yaxis.domain[0] > layout.yaxis2.domain[1] > layout.yaxis2.domain[0] > layout.yaxis3.domain[1]
+    assert [(t.type, t.xaxis or "x") for t in figure.data][-2:] == [("scatter", "x2"), ("bar", "x3")]
+    if kind == "heatmap":
+        np.testing.assert_array_equal(figure.data[0].z, attributions.T)
+    else:
+        assert [t.name for t in figure.data[:2]] == ["a", "b"]
+        np.testing.assert_array_equal(figure.data[1].y, attributions[:, 1])
+    assert list(layout.yaxis2.ticktext) == ["left", "right"]
+    assert layout.shapes[0].x0 == 4 and layout.shapes[0].xref == "x3"
+
+
+def test_long_episodes_are_drawn_downsampled():
+    figure = attribution_timeline(["a"], np.random.default_rng(0).normal(size=(5000, 1)), np.zeros(5000, int),
+                                  np.ones(5000), ["noop"])
+    assert len(figure.data[0].x) == MAX_COLUMNS and len(figure.data[-1].x) == MAX_COLUMNS
+
+
+def test_timeline_kind_is_checked():
+    with pytest.raises(ValueError, match='kind must be "lines" or "heatmap"; received \'bars\''):
+        attribution_timeline(["a"], np.zeros((3, 1)), np.zeros(3, int), np.zeros(3), kind="bars")
