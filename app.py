@@ -11,6 +11,7 @@ st.set_page_config(page_title="Why did the agent do that?", page_icon="🔍", la
 navigation = st.navigation([
     st.Page("pages/live.py", title="Live", icon=":material/play_circle:", default=True),
     st.Page("pages/replay.py", title="Replay", icon=":material/replay:"),
+    st.Page("pages/trust.py", title="Trust", icon=":material/verified:"),
     st.Page("pages/how_ig_works.py", title="How IG works", icon=":material/functions:"),
 ])
 navigation.run()

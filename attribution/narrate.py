@@ -57,3 +57,31 @@ def step_sentence(subject: str, attributions, observation, phrases, top: int = 2
     if against and values[against[0]] <= -0.25 * scale:
         sentence += f", despite {part(against[0])}"
     return sentence + "."
+
+
+# The Trust page's checks, each as (question, two plain sentences for people who are not engineers).
+TRUST_CHECKS = {
+    "convergence": (
+        "Does the arithmetic add up?",
+        "IG adds up many small steps on a path from a neutral state to this one, and with enough steps the bars "
+        "add up exactly to how much the output changed. A leftover gap under 1% at the app's setting means the "
+        "bars are computed accurately."),
+    "baselines": (
+        "Does the answer depend on the starting point?",
+        "Every explanation measures change from a neutral starting state, the baseline. When several sensible "
+        "baselines rank the features the same way, the story is not an accident of that choice."),
+    "methods": (
+        "Do other methods tell the same story?",
+        "The plain gradient and gradient × input (often mislabelled IG) look only at this one state, while IG "
+        "follows the whole path and is the only one whose bars add up to the change. SmoothGrad repeats IG on "
+        "slightly jittered states, and when it agrees with IG, small noise does not change the explanation."),
+    "sanity": (
+        "Does the explanation come from what the agent learned?",
+        "We scramble the network's learned weights layer by layer from the top and explain again. If the bars "
+        "barely change, they describe the input rather than the agent, and they should not be trusted."),
+    "faithfulness": (
+        "Do the important features really matter?",
+        "We put the features back to their baseline values one at a time, most important first, and watch the "
+        "output, then do the same in random orders. If the output moves faster in the attributions' order, the "
+        "bars point at what really drives the decision."),
+}

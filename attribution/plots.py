@@ -146,3 +146,62 @@ def comparison_heatmaps(feature_names, first, second, first_label: str, second_l
         dict(text=title, x=0.5, xref="paper", xanchor="center", y=layout["yaxis" + ("" if row == 1 else str(row))]["domain"][1],
              yref="paper", yanchor="bottom", showarrow=False) for row, title in enumerate(titles, start=1)])
     return go.Figure(data=traces, layout=layout)
+
+
+def convergence_chart(steps, relative_gap: dict, used_steps: int, used_method: str) -> go.Figure:
+    """Completeness gap (percent of the output's change, log scale) against path points, one line per rule."""
+    traces = [go.Scatter(x=list(steps), y=100 * np.maximum(np.asarray(gaps, float), 1e-9), mode="lines+markers",
+                         name=method, line=dict(width=3 if method == used_method else 1.5))
+              for method, gaps in relative_gap.items()]
+    layout = dict(height=360, margin=dict(l=10, r=10, t=30, b=10), legend=dict(orientation="h", y=-0.25),
+                  xaxis=dict(type="log", title=dict(text="points on the path"), tickvals=list(steps)),
+                  yaxis=dict(type="log", title=dict(text="completeness gap (% of the change)")),
+                  shapes=[dict(type="line", xref="x", x0=used_steps, x1=used_steps, yref="paper", y0=0, y1=1,
+                               line=dict(dash="dot", color="#444")),
+                          dict(type="line", xref="paper", x0=0, x1=1, yref="y", y0=1, y1=1, line=dict(dash="dash", color="#d62728"))],
+                  annotations=[dict(text="the app's setting", x=np.log10(used_steps), xref="x", y=1, yref="paper",
+                                    showarrow=False, yanchor="bottom")])
+    return go.Figure(data=traces, layout=layout)
+
+
+def grouped_bars(feature_names, series: dict) -> go.Figure:
+    """One group of horizontal bars per feature, one bar per named series of (F,) attributions."""
+    traces = [go.Bar(y=list(feature_names), x=np.asarray(values, float).reshape(-1), name=name, orientation="h",
+                     hovertemplate=f"{name}<br>%{{y}}: %{{x:+.3g}}<extra></extra>") for name, values in series.items()]
+    return go.Figure(data=traces, layout=dict(
+        barmode="group", height=140 + 30 * len(feature_names) * max(1, len(series)) // 2,
+        margin=dict(l=10, r=10, t=10, b=10), legend=dict(orientation="h", y=-0.3),
+        xaxis=dict(title=dict(text="attribution"), zeroline=True), yaxis=dict(autorange="reversed")))
+
+
+def agreement_heatmap(names, matrix) -> go.Figure:
+    """Rank correlations between methods, -1 to 1."""
+    names = list(names)
+    return go.Figure(data=[go.Heatmap(z=np.asarray(matrix, float), x=names, y=names, zmin=-1, zmax=1, colorscale="RdBu",
+                                      text=np.round(np.asarray(matrix, float), 2), texttemplate="%{text}",
+                                      hovertemplate="%{y} vs %{x}: %{z:+.2f}<extra></extra>")],
+                     layout=dict(height=320, margin=dict(l=10, r=10, t=10, b=10), yaxis=dict(autorange="reversed")))
+
+
+def randomisation_chart(layers, similarity) -> go.Figure:
+    """Rank correlation with the trained network's attributions as layers are randomised from the top."""
+    labels = ["trained"] + [f"+ {name}" for name in layers]
+    return go.Figure(data=[go.Scatter(x=labels, y=[1.0, *np.asarray(similarity, float)], mode="lines+markers")],
+                     layout=dict(height=320, margin=dict(l=10, r=10, t=10, b=10),
+                                 yaxis=dict(range=[-1.05, 1.05], title=dict(text="rank correlation with the trained")),
+                                 xaxis=dict(title=dict(text="layers randomised, from the top"))))
+
+
+def faithfulness_chart(deletion, insertion, random_deletion, random_insertion, output_name: str) -> go.Figure:
+    """Deletion and insertion curves, attribution order against random order."""
+    k = np.arange(len(deletion))
+    styles = [("deletion, attribution order", deletion, "#d62728", "solid"),
+              ("deletion, random order", random_deletion, "#d62728", "dot"),
+              ("insertion, attribution order", insertion, "#1f77b4", "solid"),
+              ("insertion, random order", random_insertion, "#1f77b4", "dot")]
+    traces = [go.Scatter(x=k, y=np.asarray(values, float), name=name, mode="lines+markers",
+                         line=dict(color=color, dash=dash)) for name, values, color, dash in styles]
+    return go.Figure(data=traces, layout=dict(
+        height=360, margin=dict(l=10, r=10, t=10, b=10), legend=dict(orientation="h", y=-0.25),
+        xaxis=dict(title=dict(text="features replaced, most important first"), dtick=1),
+        yaxis=dict(title=dict(text=output_name))))

@@ -296,3 +296,30 @@ def test_replay_compares_with_another_seed_and_a_library_episode(replay):
     assert not replay.exception, replay.exception
     summary = next(i.value for i in replay.info if i.value.startswith("This episode"))
     assert "seed 5" in summary and "seed 0" in summary
+
+
+# ---- Trust ----
+
+def test_trust_checks_a_reference_state_with_five_verdicts():
+    at = run_app("pages/trust.py")
+    assert at.title[0].value == "Can this explanation be believed?"
+    verdicts = [m.value for m in [*at.success, *at.warning] if m.value.startswith(("**PASS**", "**WARN**"))]
+    assert len(verdicts) == 5
+    assert any("Does the arithmetic add up?" in v and v.startswith("**PASS**") for v in verdicts)
+    assert len(at.get("plotly_chart")) == 6
+
+
+def test_trust_checks_the_live_state_and_follows_the_settings():
+    at = run_app()
+    for _ in range(3):
+        button(at, "Step").click().run()
+    at.switch_page("pages/trust.py").run()
+    assert not at.exception, at.exception
+    radio = next(r for r in at.radio if r.label == "State to check")
+    assert radio.value == "the Live page's current state (step 3)"
+    sidebar_select(at, "Explain").set_value("A rather than B").run()
+    assert not at.exception, at.exception
+    assert "log P(push right) − log P(push left)" in " ".join(m.value for m in at.markdown)
+    sidebar_select(at, "Environment").set_value("Pendulum-v1").run()
+    assert not at.exception, at.exception
+    assert len([m for m in [*at.success, *at.warning] if m.value.startswith(("**PASS**", "**WARN**"))]) == 5

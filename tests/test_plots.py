@@ -46,3 +46,19 @@ def test_long_episodes_are_drawn_downsampled():
 def test_timeline_kind_is_checked():
     with pytest.raises(ValueError, match='kind must be "lines" or "heatmap"; received \'bars\''):
         attribution_timeline(["a"], np.zeros((3, 1)), np.zeros(3, int), np.zeros(3), kind="bars")
+
+
+def test_trust_charts_draw_what_they_are_given():
+    from attribution.plots import agreement_heatmap, convergence_chart, faithfulness_chart, grouped_bars, randomisation_chart
+
+    convergence = convergence_chart((8, 16), {"gausslegendre": np.array([1e-3, 1e-4]), "riemann_left": np.array([0.2, 0.1])},
+                                    16, "gausslegendre")
+    assert [t.name for t in convergence.data] == ["gausslegendre", "riemann_left"]
+    np.testing.assert_allclose(convergence.data[1].y, [20.0, 10.0])  # in percent
+    assert convergence.layout.shapes[0].x0 == 16
+    bars = grouped_bars(["a", "b"], {"zeros": [1, 2], "mean": [3, 4]})
+    assert bars.layout.barmode == "group" and list(bars.data[1].x) == [3, 4]
+    assert agreement_heatmap(["x", "y"], [[1, 0.5], [0.5, 1]]).data[0].zmin == -1
+    assert list(randomisation_chart(["top"], [0.2]).data[0].y) == [1.0, 0.2]
+    curves = faithfulness_chart([3, 1, 0], [0, 2, 3], [3, 2, 0], [0, 1, 3], "P(left)")
+    assert len(curves.data) == 4 and curves.layout.yaxis.title.text == "P(left)"

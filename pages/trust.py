@@ -1,0 +1,128 @@
+"""Trust: can this explanation be believed? Five checks of one state's explanation, each with a verdict."""
+
+from __future__ import annotations
+
+import numpy as np
+import streamlit as st
+
+from attribution import explain, trust
+from attribution.narrate import TRUST_CHECKS
+from attribution.plots import (agreement_heatmap, convergence_chart, faithfulness_chart, grouped_bars,
+                               randomisation_chart)
+from pages.common import chosen_policy, explained_model, explained_output_name, sidebar, target_for
+
+WRAPPERS = {"action probability": explain.action_probabilities, "logit": explain.action_logits,
+            "log-probability": explain.action_log_probabilities, "critic value": explain.state_value,
+            "continuous action": explain.action_mean}
+
+
+@st.cache_data(show_spinner="Running the checks…", max_entries=32)
+def run_checks(policy_key: str, mode: str, action_a: int, action_b: int, state: tuple, target: int,
+               baselines: tuple, steps: int, method: str):
+    """Every check at one state (cached: each argument is hashable, the models come from the caches)."""
+    policy = chosen_policy(policy_key)
+    model = explained_model(policy_key, policy, mode, action_a, action_b)
+    x = np.array(state, np.float32)
+    named = {name: np.array(values, np.float32) for name, values in baselines}
+    used = named["the app's baseline"]
+    reference = policy.info.reference_states
+    by_baseline = trust.baseline_sensitivity(model, x, target, named)
+    by_baseline["averaged over 64 reference states"] = trust.expected_gradients(model, x, target, reference[:64])
+    by_method = trust.method_comparison(model, x, target, used, scale=reference.std(axis=0) + 1e-3)
+    if mode == "A rather than B":
+        wrap = lambda m: explain.action_contrast(m, action_a, action_b)  # noqa: E731
+    else:
+        wrap = WRAPPERS[mode]
+    return {
+        "convergence": trust.convergence(model, x, target, used, steps, method),
+        "baselines": by_baseline,
+        "methods": by_method,
+        "sanity": trust.randomisation_check(policy.model, wrap, x, target, used),
+        "faithfulness": trust.faithfulness(model, x, target, by_method["integrated gradients"], used),
+    }
+
+
+settings = sidebar()
+policy, names = settings.policy, settings.policy.info.feature_names
+st.title("Can this explanation be believed?")
+st.caption("Five checks of the explanation at one state. Each says in two sentences what it tests, and gives a verdict.")
+if settings.error:
+    st.error(settings.error)
+    st.stop()
+
+sources = {}
+live = st.session_state.get("live")
+if live is not None and live.key[0] == settings.policy_key:
+    sources[f"the Live page's current state (step {live.t})"] = live.observation
+replay = st.session_state.get("replay")
+if replay is not None and replay.episode.env_id == settings.env_id and replay.episode.policy == policy.info.source:
+    t = min(st.session_state.get("replay_step", 0), len(replay.episode) - 1)
+    sources[f"the Replay page's step {t}"] = replay.episode.observations[t]
+reference = policy.info.reference_states
+source = st.radio("State to check", [*sources, "a reference state"], horizontal=True, key="trust_source")
+if source == "a reference state":
+    index = st.slider("Reference state", 0, len(reference) - 1, 0, key=f"trust_reference_{settings.policy_key}")
+    state = reference[index]
+else:
+    state = sources[source]
+state = np.asarray(state, np.float32)
+
+action = policy.act(state)
+target = target_for(settings, action)
+output_name = explained_output_name(settings, policy, target)
+st.markdown("State: " + ", ".join(f"{name} **{value:.3g}**" for name, value in zip(names, state.reshape(-1)))
+            + f". Explained: **{output_name}**.")
+
+baselines = {"the app's baseline": settings.baseline, "zeros": np.zeros_like(state),
+             "mean of reference states": reference.mean(axis=0), "reference state 0": reference[0]}
+found = run_checks(settings.policy_key, settings.mode, settings.action_a, settings.action_b, tuple(state.tolist()),
+                   target, tuple((k, tuple(np.asarray(v, float).tolist())) for k, v in baselines.items()),
+                   settings.steps, settings.method)
+verdicts = {"convergence": found["convergence"].verdict, "baselines": trust.baseline_verdict(found["baselines"]),
+            "methods": trust.method_verdict(found["methods"]), "sanity": found["sanity"].verdict,
+            "faithfulness": found["faithfulness"].verdict}
+
+st.subheader("Verdicts")
+for check, verdict in verdicts.items():
+    question = TRUST_CHECKS[check][0]
+    (st.success if verdict.passed else st.warning)(f"**{verdict.label.upper()}** · {question} {verdict.reason[0].upper()}{verdict.reason[1:]}.")
+
+
+def section(check: str) -> None:
+    question, sentences = TRUST_CHECKS[check]
+    st.subheader(question)
+    st.markdown(sentences)
+
+
+section("convergence")
+convergence = found["convergence"]
+st.plotly_chart(convergence_chart(convergence.steps, convergence.relative_gap, settings.steps, settings.method),
+                key="trust_convergence", config={"displayModeBar": False})
+
+section("baselines")
+st.plotly_chart(grouped_bars(names, found["baselines"]), key="trust_baselines", config={"displayModeBar": False})
+
+section("methods")
+methods = found["methods"]
+left, right = st.columns([3, 2])
+left.plotly_chart(grouped_bars(names, methods), key="trust_methods", config={"displayModeBar": False})
+right.plotly_chart(agreement_heatmap(list(methods), trust.agreement(methods)), key="trust_agreement",
+                   config={"displayModeBar": False})
+ig_sum, gxi_sum = float(methods["integrated gradients"].sum()), float(methods["gradient x input"].sum())
+st.caption(f"IG's bars add up to {ig_sum:+.3g}; gradient × input's add up to {gxi_sum:+.3g}. Only IG's sum is the "
+           "output's change from the baseline (the Live page's completeness check).")
+
+section("sanity")
+sanity = found["sanity"]
+st.plotly_chart(randomisation_chart(sanity.layers, sanity.similarity), key="trust_sanity", config={"displayModeBar": False})
+st.caption(f"The ranks of the bars' lengths alone keep a correlation of {sanity.magnitude_similarity:+.2f}: lengths "
+           "partly follow the state's own scale whatever the weights, which is why signs and order are compared.")
+
+section("faithfulness")
+faith = found["faithfulness"]
+st.plotly_chart(faithfulness_chart(faith.deletion, faith.insertion, faith.random_deletion, faith.random_insertion,
+                                   output_name), key="trust_faithfulness", config={"displayModeBar": False})
+if faith.flips_at is not None:
+    st.caption(f"The policy's choice changes after the {faith.flips_at} most important feature(s) are reset.")
+else:
+    st.caption("The policy's choice never changes as features are reset, even all of them.")
