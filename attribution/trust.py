@@ -209,7 +209,9 @@ class Faithfulness:
     insertion: np.ndarray          # (F + 1,) F after putting the top k features into the baseline
     random_deletion: np.ndarray    # (F + 1,) the same in random orders, averaged
     random_insertion: np.ndarray
-    flips_at: int | None           # features deleted before the policy's top choice changes (None: never)
+    flips_at: float | None         # features reset before the top choice changes (mean over the states where it
+                                   # does; None: it never does)
+    states: int = 1                # curves are averaged over this many states
 
     @property
     def area_between(self) -> float:
@@ -225,27 +227,36 @@ class Faithfulness:
                                  f"(area between the curves {area:+.3g})")
 
 
-def faithfulness(model, state, target: int, attributions, baseline=None, random_orders: int = 16,
+def faithfulness(model, states, targets, attributions, baseline=None, random_orders: int = 16,
                  seed: int = 0) -> Faithfulness:
     """Deletion and insertion curves for the attributions' order (largest first) and random orders,
-    every point in one forward call."""
-    state = np.asarray(state, np.float32)
-    flat, shape = state.reshape(-1), state.shape
-    base = np.zeros_like(flat) if baseline is None else np.asarray(baseline, np.float32).reshape(-1)
-    order = np.argsort(-np.asarray(attributions, float).reshape(-1), kind="stable")
+    at one state (*obs) or averaged over many (N, *obs), every point in one forward call.
+
+    Args:
+        targets: the explained output, an int or (N,).
+        attributions: (*obs) or (N, *obs), as ``states``.
+        baseline: (*obs), the values features are reset to (zeros by default).
+    """
+    model_shape = tuple(model.inputs[0].shape[1:])
+    states = np.asarray(states, np.float32).reshape(-1, int(np.prod(model_shape)))
+    scores = np.asarray(attributions, float).reshape(len(states), -1)
+    targets = np.broadcast_to(np.asarray(targets), (len(states),))
+    n, f = states.shape
+    base = np.zeros(f, np.float32) if baseline is None else np.asarray(baseline, np.float32).reshape(-1)
     rng = np.random.default_rng(seed)
-    orders = [order] + [rng.permutation(len(flat)) for _ in range(random_orders)]
-    rows = []
-    for o in orders:
-        for start, end in ((flat, base), (base, flat)):  # deletion, then insertion
-            current = start.copy()
-            rows.append(current.copy())
-            for i in o:
-                current[i] = end[i]
-                rows.append(current.copy())
-    outputs = np.asarray(_backend.compiled_call(model)(np.stack(rows).reshape(-1, *shape)), dtype=float)
-    curves = outputs[:, target].reshape(len(orders), 2, len(flat) + 1)
-    choice = outputs.argmax(axis=1).reshape(len(orders), 2, len(flat) + 1)[0, 0]
-    flipped = np.flatnonzero(choice != choice[0])
-    return Faithfulness(curves[0, 0], curves[0, 1], curves[1:, 0].mean(axis=0), curves[1:, 1].mean(axis=0),
-                        int(flipped[0]) if flipped.size else None)
+    orders = np.stack([np.argsort(-scores, axis=1, kind="stable")]
+                      + [np.argsort(rng.random((n, f)), axis=1) for _ in range(random_orders)])   # (1 + R, N, F)
+    # step k of an order has its first k features switched: a (1 + R, N, F + 1, F) mask
+    switched = np.zeros((*orders.shape[:2], f + 1, f), bool)
+    rank_of = np.argsort(orders, axis=2)                                                          # (1 + R, N, F)
+    switched[...] = rank_of[:, :, None, :] < np.arange(f + 1)[None, None, :, None]
+    deleted = np.where(switched, base, states[None, :, None, :])
+    inserted = np.where(switched, states[None, :, None, :], base)
+    rows = np.stack([deleted, inserted], axis=2).reshape(-1, *model_shape)                       # (1+R, N, 2, F+1)
+    outputs = np.asarray(_backend.compiled_call(model)(rows), dtype=float).reshape(*orders.shape[:2], 2, f + 1, -1)
+    curves = np.take_along_axis(outputs, targets[None, :, None, None, None], axis=4)[..., 0]     # (1 + R, N, 2, F + 1)
+    choice = outputs[0, :, 0].argmax(axis=2)                                                      # (N, F + 1)
+    flips = [int(np.flatnonzero(row != row[0])[0]) for row in choice if (row != row[0]).any()]
+    mean = curves.mean(axis=1)
+    return Faithfulness(mean[0, 0], mean[0, 1], mean[1:, 0].mean(axis=0), mean[1:, 1].mean(axis=0),
+                        float(np.mean(flips)) if flips else None, n)

@@ -82,10 +82,13 @@ verdicts = {"convergence": found["convergence"].verdict, "baselines": trust.base
             "methods": trust.method_verdict(found["methods"]), "sanity": found["sanity"].verdict,
             "faithfulness": found["faithfulness"].verdict}
 
+def verdict_line(check: str, verdict: trust.Verdict) -> str:
+    return f"**{verdict.label.upper()}** · {TRUST_CHECKS[check][0]} {verdict.reason[0].upper()}{verdict.reason[1:]}."
+
+
 st.subheader("Verdicts")
 for check, verdict in verdicts.items():
-    question = TRUST_CHECKS[check][0]
-    (st.success if verdict.passed else st.warning)(f"**{verdict.label.upper()}** · {question} {verdict.reason[0].upper()}{verdict.reason[1:]}.")
+    (st.success if verdict.passed else st.warning)(verdict_line(check, verdict))
 
 
 def section(check: str) -> None:
@@ -120,9 +123,18 @@ st.caption(f"The ranks of the bars' lengths alone keep a correlation of {sanity.
 
 section("faithfulness")
 faith = found["faithfulness"]
+if replay is not None and replay.explained is not None and replay.key and replay.key[0] == settings.policy_key and \
+        st.toggle(f"Over every step of the Replay episode ({len(replay.episode)} steps)", key="trust_whole_episode"):
+    faith = trust.faithfulness(explained_model(settings.policy_key, policy, settings.mode, settings.action_a,
+                                               settings.action_b),
+                               replay.episode.observations, replay.explained.targets, replay.explained.attributions,
+                               settings.baseline)
+    st.caption(verdict_line("faithfulness", faith.verdict))
 st.plotly_chart(faithfulness_chart(faith.deletion, faith.insertion, faith.random_deletion, faith.random_insertion,
                                    output_name), key="trust_faithfulness", config={"displayModeBar": False})
-if faith.flips_at is not None:
-    st.caption(f"The policy's choice changes after the {faith.flips_at} most important feature(s) are reset.")
-else:
+if faith.flips_at is None:
     st.caption("The policy's choice never changes as features are reset, even all of them.")
+elif faith.states == 1:
+    st.caption(f"The policy's choice changes once the {faith.flips_at:.0f} most important feature(s) are reset.")
+else:
+    st.caption(f"Where the policy's choice changes, it does after {faith.flips_at:.1f} features are reset, on average.")

@@ -323,3 +323,12 @@ def test_trust_checks_the_live_state_and_follows_the_settings():
     sidebar_select(at, "Environment").set_value("Pendulum-v1").run()
     assert not at.exception, at.exception
     assert len([m for m in [*at.success, *at.warning] if m.value.startswith(("**PASS**", "**WARN**"))]) == 5
+
+
+def test_trust_measures_faithfulness_over_the_replay_episode(replay):
+    record(replay)
+    replay.switch_page("pages/trust.py").run()
+    assert not replay.exception, replay.exception
+    next(t for t in replay.toggle if t.label.startswith("Over every step of the Replay episode (500 steps)")).set_value(True).run()
+    assert not replay.exception, replay.exception
+    assert any("Do the important features really matter?" in c.value for c in replay.caption)

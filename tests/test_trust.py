@@ -102,3 +102,14 @@ def test_gradient_x_input_is_not_ig_on_a_nonlinear_model(rng):
     gap_ig = abs(found["integrated gradients"].sum() - float(model(state[None])[0, 0] - model(np.zeros((1, 4)))[0, 0]))
     gap_gxi = abs(found["gradient x input"].sum() - float(model(state[None])[0, 0] - model(np.zeros((1, 4)))[0, 0]))
     assert gap_ig < 1e-3 < gap_gxi  # only IG adds up to the output's change
+
+
+def test_faithfulness_over_many_states_averages_the_single_curves(rng):
+    model = mlp()
+    states = rng.normal(size=(5, 4)).astype(np.float32)
+    found = integrated_gradients(model, states, target=0)
+    together = faithfulness(model, states, 0, found.attributions)
+    singles = [faithfulness(model, s, 0, a) for s, a in zip(states, found.attributions)]
+    assert together.states == 5
+    np.testing.assert_allclose(together.deletion, np.mean([s.deletion for s in singles], axis=0), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(together.insertion, np.mean([s.insertion for s in singles], axis=0), rtol=1e-5, atol=1e-6)
