@@ -4,6 +4,7 @@ chromium, and wait for script runs. Used by tests/browser and benchmarks/live_la
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 import socket
 import subprocess
@@ -25,9 +26,15 @@ def find_chromium() -> str | None:
     return shutil.which("chromium") or shutil.which("chromium-browser")
 
 
+class ServerURL(str):
+    """The app's URL; ``.pid`` is the server process's id (for memory readings)."""
+    pid: int
+
+
 @contextlib.contextmanager
-def streamlit_server(log_path: Path | None = None, timeout_s: float = 90):
-    """``streamlit run app.py`` on a free port of 127.0.0.1; yields its URL once /_stcore/health answers."""
+def streamlit_server(log_path: Path | None = None, timeout_s: float = 90, env: dict | None = None):
+    """``streamlit run app.py`` on a free port of 127.0.0.1; yields its URL (a ``ServerURL``) once
+    /_stcore/health answers. ``env`` adds environment variables for the server."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -35,8 +42,9 @@ def streamlit_server(log_path: Path | None = None, timeout_s: float = 90):
     process = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.port", str(port),
          "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],
-        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
+        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
+    url = ServerURL(f"http://127.0.0.1:{port}")
+    url.pid = process.pid
     try:
         deadline = time.monotonic() + timeout_s
         while True:

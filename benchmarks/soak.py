@@ -1,0 +1,86 @@
+"""Soak: Play the Live page for thousands of steps in one browser session and watch the server's memory.
+
+    python benchmarks/soak.py [--steps 3000] [--env CartPole-v1]
+
+Plays at the fastest speed, pressing Reset and Play again whenever an episode ends, and reads the
+server process's resident memory (VmRSS) every 250 steps. The figure that matters is the growth
+after the first 500 steps (issue 7: under 100 MB over 3,000 steps).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+
+from playwright.sync_api import sync_playwright  # noqa: E402
+
+from streamlit_browser import CHROMIUM_FLAGS, find_chromium, metric_value, streamlit_server, wait_until_idle  # noqa: E402
+
+
+def resident_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no VmRSS for process {pid}")
+
+
+def soak(url, steps: int, env_id: str, report=print) -> list[tuple[int, float, float]]:
+    """(steps played, seconds, server MB) every 250 steps."""
+    readings, played, started = [], 0, time.perf_counter()
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=find_chromium(), args=CHROMIUM_FLAGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1100})
+        errors = []
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.goto(url)
+        wait_until_idle(page)
+        if env_id != "CartPole-v1":
+            page.get_by_role("combobox", name="Environment").click()
+            page.get_by_role("option", name=env_id, exact=True).click()
+            wait_until_idle(page)
+        page.get_by_role("combobox", name="Speed").click()
+        page.get_by_role("option", name="10 steps/s").click()
+        wait_until_idle(page)
+        readings.append((0, 0.0, resident_mb(url.pid)))
+        episode_start = 0
+        while played < steps:
+            page.get_by_role("button", name="Play", exact=True).click()
+            while True:
+                page.wait_for_timeout(1000)
+                now = episode_start + int(metric_value(page, "Step"))
+                while readings[-1][0] + 250 <= now:
+                    readings.append((readings[-1][0] + 250, time.perf_counter() - started, resident_mb(url.pid)))
+                    report(*readings[-1])
+                if now >= steps or page.get_by_role("button", name="Play", exact=True).count():
+                    break  # enough, or the episode ended and Play is offered again
+            if now >= steps:
+                page.get_by_role("button", name="Pause", exact=True).click()
+            wait_until_idle(page)
+            played = now
+            episode_start = now
+            page.get_by_role("button", name="Reset", exact=True).click()
+            wait_until_idle(page)
+        if errors:
+            raise RuntimeError(f"browser console errors: {errors[:5]}")
+        browser.close()
+    return readings
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--steps", type=int, default=3000)
+    parser.add_argument("--env", default="CartPole-v1")
+    args = parser.parse_args()
+    print(f"{'steps':>7}{'seconds':>9}{'server MB':>11}")
+    with streamlit_server() as url:
+        readings = soak(url, args.steps, args.env, report=lambda s, t, mb: print(f"{s:>7}{t:>9.0f}{mb:>11.1f}", flush=True))
+    at_500 = next(mb for s, _, mb in readings if s >= 500)
+    print(f"growth after step 500: {readings[-1][2] - at_500:+.1f} MB over {readings[-1][0] - 500} steps")
+
+
+if __name__ == "__main__":
+    main()
