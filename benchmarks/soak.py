@@ -49,6 +49,7 @@ def soak(url, steps: int, env_id: str, report=print) -> list[tuple[int, float, f
         episode_start = 0
         while played < steps:
             page.get_by_role("button", name="Play", exact=True).click()
+            page.get_by_role("button", name="Pause", exact=True).wait_for(timeout=30_000)
             while True:
                 page.wait_for_timeout(1000)
                 now = episode_start + int(metric_value(page, "Step"))

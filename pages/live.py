@@ -96,6 +96,8 @@ def live_view():
     if controls[2].button("Pause" if playing else "Play", width="stretch", disabled=live.done and not playing):
         st.session_state.playing = not playing
         st.rerun()  # the whole page, so the fragment starts or stops ticking
+    if playing and not st.session_state.get("playing"):
+        st.rerun()  # Reset stopped the play: the whole page again, so the fragment stops ticking
     if st.session_state.get("playing") and not live.done:
         live.step(policy.act(live.observation))
     if live.done and st.session_state.get("playing"):

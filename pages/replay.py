@@ -164,6 +164,8 @@ def cursor_view():
     if controls[2].button("Pause" if playing else "Play", width="stretch"):
         st.session_state.replay_playing = not playing
         st.rerun()
+    if playing and not st.session_state.get("replay_playing"):
+        st.rerun()  # a jump stopped the play: the whole page again, so the fragment stops ticking
     controls[3].selectbox("Speed", list(SPEEDS), index=1, key="replay_speed", label_visibility="collapsed")
     t = controls[4].slider("Step", 0, max(last, 1), key="replay_step", disabled=last == 0)
     t = min(t, last)

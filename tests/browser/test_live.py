@@ -52,3 +52,16 @@ def test_clicking_the_time_chart_shows_that_steps_bars(open_page):
     chosen.first.wait_for(timeout=10_000)
     assert chosen.first.text_content() == "step 5"
     assert no_exception(page)
+
+
+def test_reset_while_playing_stops_the_play(open_page):
+    page = open_page()
+    page.get_by_role("button", name="Play", exact=True).click()
+    page.get_by_role("button", name="Pause", exact=True).wait_for(timeout=30_000)
+    page.wait_for_timeout(1_500)
+    page.get_by_role("button", name="Reset", exact=True).click()
+    page.get_by_role("button", name="Play", exact=True).wait_for(timeout=30_000)  # not "Pause" any more
+    wait_until_idle(page)
+    page.wait_for_timeout(1_500)
+    assert metric_value(page, "Step") == "0"  # and it stays at the start
+    assert no_exception(page)
