@@ -29,7 +29,7 @@ def resident_mb(pid: int) -> float:
 
 
 def soak(url, steps: int, env_id: str, report=print) -> list[tuple[int, float, float]]:
-    """(steps played, seconds, server MB) every 250 steps."""
+    """(steps played, seconds, server MB) every 250 steps, and at the end."""
     readings, played, started = [], 0, time.perf_counter()
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=find_chromium(), args=CHROMIUM_FLAGS)
@@ -58,13 +58,17 @@ def soak(url, steps: int, env_id: str, report=print) -> list[tuple[int, float, f
                     report(*readings[-1])
                 if now >= steps or page.get_by_role("button", name="Play", exact=True).count():
                     break  # enough, or the episode ended and Play is offered again
-            if now >= steps:
-                page.get_by_role("button", name="Pause", exact=True).click()
+            pause = page.get_by_role("button", name="Pause", exact=True)
+            if now >= steps and pause.count():  # stopped mid-episode (an episode may end on the very step)
+                pause.click()
             wait_until_idle(page)
             played = now
             episode_start = now
             page.get_by_role("button", name="Reset", exact=True).click()
             wait_until_idle(page)
+        if readings[-1][0] < played:
+            readings.append((played, time.perf_counter() - started, resident_mb(url.pid)))
+            report(*readings[-1])
         if errors:
             raise RuntimeError(f"browser console errors: {errors[:5]}")
         browser.close()
