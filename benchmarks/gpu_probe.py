@@ -2,9 +2,7 @@
 exactness at JAX's two matmul precisions, and where the Nature CNN's time goes."""
 
 import os
-import statistics
 import sys
-import time
 
 os.environ.setdefault("KERAS_BACKEND", "jax")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -14,17 +12,7 @@ import numpy as np  # noqa: E402
 
 from attribution import _backend, integrated_gradients  # noqa: E402
 from attribution.examples import linear_model  # noqa: E402
-from benchmarks.ig_throughput import mlp, nature_cnn  # noqa: E402
-
-
-def median_ms(fn, repeats=7):
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - start) * 1e3)
-    return statistics.median(times)
+from benchmarks.ig_throughput import median_ms, mlp, nature_cnn  # noqa: E402
 
 
 rng = np.random.default_rng(0)

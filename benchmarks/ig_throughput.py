@@ -85,7 +85,7 @@ def eager_batched(model, states, targets):
     return np.tensordot(weights.astype(np.float32), grads, axes=1) * states
 
 
-def median_ms(fn, repeats: int) -> float:
+def median_ms(fn, repeats: int = 7) -> float:
     fn()  # warm-up: compilation and first-call allocation
     times = []
     for _ in range(repeats):

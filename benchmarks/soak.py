@@ -28,12 +28,13 @@ def resident_mb(pid: int) -> float:
     raise RuntimeError(f"no VmRSS for process {pid}")
 
 
-def soak(url, steps: int, env_id: str, report=print) -> list[tuple[int, float, float]]:
-    """(steps played, seconds, server MB) every 250 steps, and at the end."""
+def soak(browser, url, steps: int, env_id: str, report=print) -> list[tuple[int, float, float]]:
+    """Play ``steps`` steps in a new page of ``browser`` (Playwright) on the app at ``url`` (a
+    ``ServerURL``): (steps played, seconds, server MB) every 250 steps, and at the end."""
     readings, played, started = [], 0, time.perf_counter()
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=find_chromium(), args=CHROMIUM_FLAGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 1100})
+    context = browser.new_context(viewport={"width": 1400, "height": 1100})
+    try:
+        page = context.new_page()
         errors = []
         page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
         page.goto(url)
@@ -71,7 +72,8 @@ def soak(url, steps: int, env_id: str, report=print) -> list[tuple[int, float, f
             report(*readings[-1])
         if errors:
             raise RuntimeError(f"browser console errors: {errors[:5]}")
-        browser.close()
+    finally:
+        context.close()
     return readings
 
 
@@ -81,8 +83,11 @@ def main() -> None:
     parser.add_argument("--env", default="CartPole-v1")
     args = parser.parse_args()
     print(f"{'steps':>7}{'seconds':>9}{'server MB':>11}")
-    with streamlit_server() as url:
-        readings = soak(url, args.steps, args.env, report=lambda s, t, mb: print(f"{s:>7}{t:>9.0f}{mb:>11.1f}", flush=True))
+    with streamlit_server() as url, sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=find_chromium(), args=CHROMIUM_FLAGS)
+        readings = soak(browser, url, args.steps, args.env,
+                        report=lambda s, t, mb: print(f"{s:>7}{t:>9.0f}{mb:>11.1f}", flush=True))
+        browser.close()
     at_500 = next(mb for s, _, mb in readings if s >= 500)
     print(f"growth after step 500: {readings[-1][2] - at_500:+.1f} MB over {readings[-1][0] - 500} steps")
 

@@ -158,6 +158,19 @@ def sidebar() -> Settings:
     return Settings(env_id, choice, policy, seed, mode, action_a, action_b, baseline_kind, baseline, steps, method, error)
 
 
+def page_start(title: str, caption: str | None = None) -> Settings:
+    """The sidebar, then the page's title and caption; a setting that cannot be used stops the page
+    with its message."""
+    settings = sidebar()
+    st.title(title)
+    if caption:
+        st.caption(caption)
+    if settings.error:
+        st.error(settings.error)
+        st.stop()
+    return settings
+
+
 def baseline_state(kind: str, policy) -> tuple[np.ndarray | None, str | None]:
     reference = policy.info.reference_states
     n = len(policy.info.feature_names)

@@ -19,7 +19,7 @@ from attribution.narrate import completeness_sentence, step_sentence
 from attribution.plots import attribution_bars, attribution_timeline, comparison_heatmaps
 from attribution.replay import attribute_episode, softmax
 from pages.common import (OpenEpisode, chosen_policy, environment_choices, explained_model, explained_output_name,
-                          frame_html, sidebar, target_for, uploaded_policies)
+                          frame_html, page_start, target_for, uploaded_policies)
 
 SPEEDS = {"2 steps/s": 0.5, "5 steps/s": 0.2, "10 steps/s": 0.1}
 library = EpisodeLibrary(os.environ.get("ATTRIBUTION_RUNS", DEFAULT_FOLDER))
@@ -84,13 +84,8 @@ def jump_to_clicked_point() -> None:
         jump(int(points[0]["x"]))
 
 
-settings = sidebar()
+settings = page_start("Replay", "Record an episode, then scrub through it: every step is explained in one batched call.")
 policy, names = settings.policy, settings.policy.info.feature_names
-st.title("Replay")
-st.caption("Record an episode, then scrub through it: every step is explained in one batched call.")
-if settings.error:
-    st.error(settings.error)
-    st.stop()
 if st.session_state.get("replay_error"):
     st.error(st.session_state.pop("replay_error"))
 
@@ -127,16 +122,24 @@ if choice_for(episode) != settings.policy_key:
                "Environment (upload it under “Your own policy” if it is yours) to explain it, or record a new one.")
     st.stop()
 
+def explain_episode(other: Episode, policy_key: str | None = None):
+    """``other`` explained under the sidebar's settings (one engine call), with the policy that
+    played it (``policy_key``, an Environment choice; by default the selected one)."""
+    key = policy_key or settings.policy_key
+    player = chosen_policy(key)
+    targets = [target_for(settings, a) for a in other.actions]
+    return attribute_episode(
+        explained_model(key, player, settings.mode, settings.action_a, settings.action_b), other,
+        targets, [explained_output_name(settings, player, t) for t in targets], settings.baseline, settings.steps,
+        settings.method, {"explain": settings.mode, "baseline": settings.baseline_kind, "steps": settings.steps,
+                          "method": settings.method})
+
+
 key = (settings.policy_key, settings.mode, settings.action_a, settings.action_b, settings.baseline_kind,
        tuple(np.asarray(settings.baseline).round(6)), settings.steps, settings.method)
 if current.key != key:
-    targets = [target_for(settings, a) for a in episode.actions]
     with st.spinner(f"Explaining {len(episode)} steps…"):
-        current.explained = attribute_episode(
-            explained_model(settings.policy_key, policy, settings.mode, settings.action_a, settings.action_b), episode,
-            targets, [explained_output_name(settings, policy, t) for t in targets], settings.baseline, settings.steps,
-            settings.method, {"explain": settings.mode, "baseline": settings.baseline_kind, "steps": settings.steps,
-                              "method": settings.method})
+        current.explained = explain_episode(episode)
     current.key, current.fork, current.compared = key, None, None  # explained under old settings: they would mislead
 explained = current.explained
 action_names = None if policy.info.continuous else policy.info.action_names
@@ -210,18 +213,6 @@ with st.expander(f"Bookmarks ({len(bookmarks)})", expanded=True):
             for i, mark in enumerate(marks):
                 columns[i % len(columns)].button(mark.text, key=f"bookmark_{kind}_{i}", on_click=jump,
                                                  args=(mark.step,), width="stretch")
-
-
-def explain_episode(other: Episode, policy_key: str | None = None):
-    """``other`` explained exactly as the open episode is: the same settings and baseline, with the
-    policy that played it (``policy_key``, an Environment choice; None for the open episode's)."""
-    key = policy_key or settings.policy_key
-    player = chosen_policy(key)
-    targets = [target_for(settings, a) for a in other.actions]
-    return attribute_episode(
-        explained_model(key, player, settings.mode, settings.action_a, settings.action_b), other,
-        targets, [explained_output_name(settings, player, t) for t in targets], settings.baseline, settings.steps,
-        settings.method, explained.settings)
 
 
 def side_by_side(label: str, shown: Episode, shown_explained, t: int, column) -> None:

@@ -9,7 +9,7 @@ from attribution import explain, trust
 from attribution.narrate import TRUST_CHECKS
 from attribution.plots import (agreement_heatmap, convergence_chart, faithfulness_chart, grouped_bars,
                                randomisation_chart)
-from pages.common import chosen_policy, explained_model, explained_output_name, sidebar, target_for
+from pages.common import chosen_policy, explained_model, explained_output_name, page_start, target_for
 
 WRAPPERS = {"action probability": explain.action_probabilities, "logit": explain.action_logits,
             "log-probability": explain.action_log_probabilities, "critic value": explain.state_value,
@@ -42,13 +42,10 @@ def run_checks(policy_key: str, mode: str, action_a: int, action_b: int, state: 
     }
 
 
-settings = sidebar()
+settings = page_start("Can this explanation be believed?",
+                      "Five checks of the explanation at one state. Each says in two sentences what it tests, "
+                      "and gives a verdict.")
 policy, names = settings.policy, settings.policy.info.feature_names
-st.title("Can this explanation be believed?")
-st.caption("Five checks of the explanation at one state. Each says in two sentences what it tests, and gives a verdict.")
-if settings.error:
-    st.error(settings.error)
-    st.stop()
 
 sources = {}
 live = st.session_state.get("live")

@@ -13,8 +13,8 @@ STEPS = int(os.environ.get("SOAK_STEPS", 600))
 WARM_UP = 500 if STEPS >= 1500 else 250  # memory grows while the first episode fills the caches
 
 
-def test_memory_does_not_grow_with_steps(server_url):
-    readings = soak(server_url, STEPS, "CartPole-v1")  # raises on any browser console error
+def test_memory_does_not_grow_with_steps(browser, server_url):
+    readings = soak(browser, server_url, STEPS, "CartPole-v1")  # raises on any browser console error
     assert readings[-1][0] >= STEPS
     after_warm_up = next(mb for steps, _, mb in readings if steps >= WARM_UP)
     assert readings[-1][2] - after_warm_up < 100, readings
