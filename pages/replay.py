@@ -209,7 +209,7 @@ with st.expander(f"Bookmarks ({len(bookmarks)})", expanded=True):
         marks = [b for b in bookmarks if b.kind == kind]
         if marks:
             st.markdown(f"**{kind.capitalize()}**")
-            columns = st.columns(min(len(marks), 5))
+            columns = st.columns(2)  # room for the whole sentence: "step 42: push right after 9 steps of push left"
             for i, mark in enumerate(marks):
                 columns[i % len(columns)].button(mark.text, key=f"bookmark_{kind}_{i}", on_click=jump,
                                                  args=(mark.step,), width="stretch")
