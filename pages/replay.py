@@ -301,16 +301,9 @@ with st.expander("Compare with another episode"):
         st.plotly_chart(comparison_heatmaps(names, explained.attributions, current.compared_explained.attributions,
                                             this_label, other_label), key="compare_chart", config={"displayModeBar": False})
 
-st.subheader("Share")
-share = st.columns(4)
-stem = f"{episode.env_id}-seed{episode.seed}"
-share[0].download_button("Download CSV", exports.to_csv(episode, explained, names, action_names),
-                         file_name=f"{stem}-attributions.csv", mime="text/csv", width="stretch")
-share[1].download_button("Download JSON", exports.to_json(episode, explained, names, action_names),
-                         file_name=f"{stem}-attributions.json", mime="application/json", width="stretch")
-if share[2].button("Build HTML report", width="stretch"):
+def html_report() -> str:
     worst = int(np.argmax(np.abs(explained.gap)))
-    report = exports.html_report(
+    return exports.html_report(
         f"Why did the agent do that? {episode.env_id}, seed {episode.seed}",
         [f"{episode.policy} policy, {len(episode)} steps, return {episode.total_return:.1f}.",
          f"Largest completeness gap, at step {worst}: " + completeness_sentence(
@@ -320,19 +313,29 @@ if share[2].button("Build HTML report", width="stretch"):
          "method": settings.method, "environment": episode.env_id, "seed": episode.seed},
         [attribution_timeline(names, explained.attributions, episode.actions, episode.rewards, action_names, kind=k)
          for k in ("heatmap", "lines")])
-    share[2].download_button("Download HTML report", report, file_name=f"{stem}-report.html", mime="text/html",
-                             width="stretch")
-movie = st.columns(4)
-if movie[0].button("Build GIF and MP4", width="stretch", help="the frame and the bars side by side, for slides"):
-    with st.spinner("Drawing every step…"):
-        images = animation.storyboard(episode.frames, explained.attributions, names,
-                                      [f"step {t} · {labels[t]} · why {explained.output_names[t]}" for t in range(len(episode))])
-        movie[1].download_button("Download GIF", animation.to_gif(images), file_name=f"{stem}.gif", mime="image/gif",
-                                 width="stretch")
-        movie[2].download_button("Download MP4", animation.to_mp4(images), file_name=f"{stem}.mp4", mime="video/mp4",
-                                 width="stretch")
+
+
+def storyboard():
+    return animation.storyboard(episode.frames, explained.attributions, names,
+                                [f"step {t} · {labels[t]} · why {explained.output_names[t]}" for t in range(len(episode))])
+
+
+st.subheader("Share")
+stem = f"{episode.env_id}-seed{episode.seed}"
+downloads = [  # label, file name, type, how to make it: only when clicked, off the page's run
+    ("Download CSV", f"{stem}-attributions.csv", "text/csv", lambda: exports.to_csv(episode, explained, names, action_names)),
+    ("Download JSON", f"{stem}-attributions.json", "application/json",
+     lambda: exports.to_json(episode, explained, names, action_names)),
+    ("Download HTML report", f"{stem}-report.html", "text/html", html_report),
+    ("Download GIF", f"{stem}.gif", "image/gif", lambda: animation.to_gif(storyboard())),
+    ("Download MP4", f"{stem}.mp4", "video/mp4", lambda: animation.to_mp4(storyboard())),
+]
+share = st.columns(len(downloads) + 1)
+for column, (label, file_name, mime, make) in zip(share, downloads):
+    column.download_button(label, make, file_name=file_name, mime=mime, on_click="ignore", width="stretch")
 if current.saved_as:
-    share[3].caption(f"Saved in the library as {current.saved_as}")
-elif share[3].button("Save to library", width="stretch"):
+    share[-1].caption(f"Saved in the library as {current.saved_as}")
+elif share[-1].button("Save to library", width="stretch"):
     current.saved_as = library.save(episode)
     st.rerun()
+st.caption("The GIF and the MP4 show the frame beside the bars, for slides; they take a few seconds to draw.")

@@ -36,3 +36,12 @@ def test_record_scrub_and_download_the_csv(open_page):
     assert len(rows) == 4
     assert round(sum(float(row["attribution"]) for row in rows), 2) == pytest.approx(shown_sum, abs=0.005)
     assert page.locator('[data-testid="stException"]').count() == 0
+    for label, check in [
+        ("Download HTML report", lambda data: data.startswith(b"<!DOCTYPE html>") and b"Plotly.newPlot" in data),
+        ("Download MP4", lambda data: data[4:8] == b"ftyp" and len(data) > 10_000),
+    ]:
+        with page.expect_download(timeout=60_000) as download:
+            page.get_by_role("button", name=label).click()
+        with open(download.value.path(), "rb") as file:
+            assert check(file.read()), label
+    assert page.locator('[data-testid="stException"]').count() == 0
