@@ -93,7 +93,8 @@ def environment_choices() -> list[str]:
 
 
 def uploaded_policies() -> dict[str, Policy]:
-    """This session's uploaded policies, by their label in "Environment" (``ENV_ID · file.keras``)."""
+    """This session's uploaded policies, by their label in "Environment" (``ENV_ID · file.keras · sha8``,
+    the first digits of the file's SHA-256, so the same name with new contents is a new policy)."""
     return st.session_state.setdefault("uploaded_policies", {})
 
 
@@ -115,6 +116,8 @@ def _load_upload() -> None:
         except PolicyError as error:
             st.session_state.upload_error = f"{upload.name} was not loaded: {error}"
             return
+        gc.collect()
+        gc.freeze()  # as in policy_for
     st.session_state.env_id = label  # show the new policy at once
 
 
