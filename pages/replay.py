@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import os
 
 import gymnasium as gym
@@ -12,7 +11,7 @@ import streamlit as st
 from attribution import animation, exports
 from attribution.bookmarks import find_bookmarks
 from attribution.environments import phrases
-from attribution.episodes import Episode, EpisodeError, Frames, record_episode
+from attribution.episodes import Episode, EpisodeError, record_episode
 from attribution.fork import can_edit_state, fork_episode
 from attribution.library import DEFAULT_FOLDER, EpisodeLibrary
 from attribution.narrate import completeness_sentence, step_sentence
@@ -215,11 +214,13 @@ with st.expander(f"Bookmarks ({len(bookmarks)})", expanded=True):
                                                  args=(mark.step,), width="stretch")
 
 
-def side_by_side(label: str, shown: Episode, shown_explained, t: int, column) -> None:
+def side_by_side(label: str, shown: Episode, shown_explained, start: int, after: int, column) -> None:
+    """Step ``start + after`` of ``shown``: its frame and bars, or how it ended."""
+    t = start + after
     with column:
         st.markdown(f"**{label}**")
         if t >= len(shown):
-            st.caption(f"It had ended: {len(shown)} steps, return {shown.total_return:.1f}.")
+            st.caption(f"It had ended: {len(shown) - start} steps, return {shown.rewards[start:].sum():.1f}.")
             return
         st.markdown(frame_html(shown.frames[t]), unsafe_allow_html=True)
         action = exports.action_labels(shown, action_names)[t]
@@ -263,12 +264,8 @@ with st.expander("Fork: what if, from this step…"):
                 + (" (cut by the time limit)." if fork.truncated else "."))
         after = st.slider("Steps after the fork", 0, max(len(fork), len(rest)) - 1, 0, key="fork_offset")
         left, right = st.columns(2)
-        original = dataclasses.replace(episode, observations=episode.observations[step:], actions=episode.actions[step:],
-                                       rewards=rest, frames=Frames(episode.frames.encoded[step:]))
-        original_explained = dataclasses.replace(
-            explained, attributions=explained.attributions[step:], output_names=explained.output_names[step:])
-        side_by_side("original", original, original_explained, after, left)
-        side_by_side("fork", fork, current.fork_explained, after, right)
+        side_by_side("original", episode, explained, step, after, left)
+        side_by_side("fork", fork, current.fork_explained, 0, after, right)
 
 with st.expander("Compare with another episode"):
     others = [e for e in library.entries() if e.env_id == episode.env_id and e.name != current.saved_as]
