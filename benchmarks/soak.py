@@ -20,6 +20,8 @@ from playwright.sync_api import sync_playwright  # noqa: E402
 
 from streamlit_browser import CHROMIUM_FLAGS, find_chromium, metric_value, streamlit_server, wait_until_idle  # noqa: E402
 
+STALL_SECONDS = 60  # Play that shows no new step for this long is a failure, not a wait
+
 
 def resident_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -51,9 +53,14 @@ def soak(browser, url, steps: int, env_id: str, report=print) -> list[tuple[int,
         while played < steps:
             page.get_by_role("button", name="Play", exact=True).click()
             page.get_by_role("button", name="Pause", exact=True).wait_for(timeout=30_000)
+            now, last_progress = played, time.perf_counter()
             while True:
                 page.wait_for_timeout(1000)
-                now = episode_start + int(metric_value(page, "Step"))
+                seen = episode_start + int(metric_value(page, "Step"))
+                if seen > now:
+                    now, last_progress = seen, time.perf_counter()
+                elif time.perf_counter() - last_progress > STALL_SECONDS:
+                    raise RuntimeError(f"Play stalled at step {now}: no new step for {STALL_SECONDS} s")
                 while readings[-1][0] + 250 <= now:
                     readings.append((readings[-1][0] + 250, time.perf_counter() - started, resident_mb(url.pid)))
                     report(*readings[-1])
