@@ -199,14 +199,20 @@ def _compile_jax(model, obs_shape, body, jit_compile):
 
     compiled_body = jax.jit(run_body) if jit_compile else run_body
 
-    def run(x, x0, targets, alphas, weights):
-        n = len(x)
+    def device_call(x, x0, targets, alphas, weights):
+        """``body``'s results as arrays on the device, for arguments of a bucketed batch size
+        (numpy or already on the device): what ``benchmarks/gpu_probe.py`` times without copies."""
         trainable = [v.value for v in model.trainable_variables]
         non_trainable = [v.value for v in model.non_trainable_variables]
         with jax.default_matmul_precision(JAX_MATMUL_PRECISION):
-            found = compiled_body(trainable, non_trainable, _pad(x, n), _pad(x0, len(x0)), _pad(targets, n), alphas, weights)
+            return compiled_body(trainable, non_trainable, x, x0, targets, alphas, weights)
+
+    def run(x, x0, targets, alphas, weights):
+        n = len(x)
+        found = device_call(_pad(x, n), _pad(x0, len(x0)), _pad(targets, n), alphas, weights)
         return tuple(np.asarray(array)[:n] for array in found)
 
+    run.device_call = device_call
     return run
 
 

@@ -1,5 +1,6 @@
 """Checks and timings on a GPU that the throughput table does not show (run by gpu_check.sh):
-exactness at JAX's two matmul precisions, and where the Nature CNN's time goes."""
+exactness at JAX's two matmul precisions, and where the Nature CNN's time goes: the model alone,
+the engine's compiled call with everything already on the card, the copies, and the host's work."""
 
 import os
 import sys
@@ -12,6 +13,8 @@ import numpy as np  # noqa: E402
 
 from attribution import _backend, integrated_gradients  # noqa: E402
 from attribution.examples import linear_model  # noqa: E402
+from attribution.ig import _explain_paths  # noqa: E402
+from attribution.quadrature import quadrature_rule  # noqa: E402
 from benchmarks.ig_throughput import median_ms, mlp, nature_cnn  # noqa: E402
 
 
@@ -44,6 +47,19 @@ print(f"CNN 13,312 rows on the device: forward {median_ms(lambda: forward(rows).
       f"input gradient {median_ms(lambda: gradient(rows).block_until_ready()):.1f} ms")
 print(f"512 CNN states (58 MB): to the device {median_ms(lambda: jax.device_put(images).block_until_ready()):.1f} ms, "
       f"back {median_ms(lambda: np.asarray(rows[:512] + 0)):.1f} ms (with a copy on the device)")
+
+# The engine's CNN call at N = 512, steps = 50, from the inside out: on the card alone, through
+# numpy both ways (the copies), and the whole integrated_gradients (input checks, completeness sums).
+run = _backend.compiled(cnn, (84, 84, 4), _explain_paths, True)
+alphas, weights = (array.astype(np.float32) for array in quadrature_rule("riemann_middle", 50))
+arguments = (images, np.zeros((1, 84, 84, 4), np.float32), np.zeros(len(images), np.int32), alphas, weights)
+on_card = [jax.device_put(array) for array in arguments]
+card_ms = median_ms(lambda: jax.block_until_ready(run.device_call(*on_card)))
+numpy_ms = median_ms(lambda: run(*arguments))
+whole_ms = median_ms(lambda: integrated_gradients(cnn, images, target=0, steps=50, method="riemann_middle", refine=False))
+print(f"engine, CNN N={len(images)}: compiled call on the card {card_ms:.1f} ms, through numpy {numpy_ms:.1f} ms, "
+      f"whole integrated_gradients {whole_ms:.1f} ms")
+
 one = jax.device_put(points[:1])
 tiny = mlp()
 call = jax.jit(lambda r: tiny.stateless_call([v.value for v in tiny.trainable_variables], [], r)[0])
