@@ -26,8 +26,8 @@ def step_sentence(subject: str, attributions, observation, phrases, top: int = 2
     """One sentence on why the explained output is what it is at one state.
 
     'The agent chose PUSH RIGHT mostly because the pole leans right (+0.31) and the pole is falling
-    right (+0.12), despite the cart moves right (-0.15).' Features that pushed the output up are the
-    reasons; the strongest one that pushed it down, when it matters, is the 'despite'. When the
+    right (+0.12), even though the cart moves right (-0.15).' Features that pushed the output up are the
+    reasons; the strongest one that pushed it down, when it matters, is the 'even though'. When the
     attributions add up to less than zero (the output is lower than at the baseline), the sentence
     leads with what pushed against it.
 
@@ -55,7 +55,7 @@ def step_sentence(subject: str, attributions, observation, phrases, top: int = 2
                 f"{part(reasons[0])} pushed for it.")
     sentence = f"{subject} mostly because {' and '.join(part(i) for i in reasons)}"
     if against and values[against[0]] <= -0.25 * scale:
-        sentence += f", despite {part(against[0])}"
+        sentence += f", even though {part(against[0])}"
     return sentence + "."
 
 

@@ -133,13 +133,32 @@ def policy_uploader(current_env_id: str) -> None:
             st.error(st.session_state.upload_error)
 
 
+# The sidebar's widget keys (and key prefixes, for those made per environment or per kind of policy).
+SIDEBAR_KEYS = ("env_id", "seed", "baseline_kind", "steps", "method", "upload_env_id")
+SIDEBAR_KEY_PREFIXES = ("mode_", "contrast_a_", "contrast_b_", "reference_", "custom_")
+
+
+def keep_sidebar_state() -> None:
+    """Carry the sidebar's values over to the page being drawn.
+
+    Each page draws the sidebar, and a widget belongs to the page that draws it, so on another page
+    Streamlit would treat it as a new widget, back at its default. Writing each value back to its key
+    before the widgets are drawn makes it session state that the next page's widgets start from (so
+    the sidebar's widgets take their defaults from session state too, never from a ``value``).
+    """
+    for key in list(st.session_state.keys()):
+        if key in SIDEBAR_KEYS or key.startswith(SIDEBAR_KEY_PREFIXES):
+            st.session_state[key] = st.session_state[key]
+
+
 def sidebar() -> Settings:
-    """The shared settings, drawn in the sidebar."""
+    """The shared settings, drawn in the sidebar with the values they had on the last page."""
+    keep_sidebar_state()
     with st.sidebar:
         choice = st.selectbox("Environment", environment_choices(), key="env_id")
         policy = chosen_policy(choice)
         env_id = policy.info.env_id
-        seed = int(st.number_input("Seed", min_value=0, max_value=2**31 - 1, value=0, step=1, key="seed"))
+        seed = int(st.number_input("Seed", min_value=0, max_value=2**31 - 1, step=1, key="seed"))
         modes = CONTINUOUS_MODES if policy.info.continuous else DISCRETE_MODES
         mode = st.selectbox("Explain", modes, key=f"mode_{policy.info.continuous}",
                             help="which output of the network the attributions explain")
@@ -147,12 +166,14 @@ def sidebar() -> Settings:
         if mode == "A rather than B":
             names = policy.info.action_names
             left, right = st.columns(2)
-            action_a = left.selectbox("A", range(len(names)), format_func=names.__getitem__, index=1, key=f"a_{env_id}")
-            action_b = right.selectbox("B", range(len(names)), format_func=names.__getitem__, index=0, key=f"b_{env_id}")
+            st.session_state.setdefault(f"contrast_a_{env_id}", 1)
+            action_a = left.selectbox("A", range(len(names)), format_func=names.__getitem__, key=f"contrast_a_{env_id}")
+            action_b = right.selectbox("B", range(len(names)), format_func=names.__getitem__, key=f"contrast_b_{env_id}")
         baseline_kind = st.selectbox("Baseline", BASELINES, key="baseline_kind",
                                      help="the neutral state the explanation starts from")
         baseline, error = baseline_state(baseline_kind, policy)
-        steps = int(st.number_input("Steps", min_value=1, max_value=MAX_STEPS, value=64, step=1, key="steps",
+        st.session_state.setdefault("steps", 64)
+        steps = int(st.number_input("Steps", min_value=1, max_value=MAX_STEPS, step=1, key="steps",
                                     help="points on the path from the baseline (raised automatically until the gap is under 1%)"))
         method = st.selectbox("Method", METHODS, key="method", help="the quadrature rule along the path")
         if mode == "A rather than B" and action_a == action_b:
@@ -182,10 +203,11 @@ def baseline_state(kind: str, policy) -> tuple[np.ndarray | None, str | None]:
     if kind == "mean of reference states":
         return reference.mean(axis=0), None
     if kind == "a reference state":
-        index = st.slider("Reference state", 0, len(reference) - 1, 0, key=f"reference_{policy.info.env_id}")
+        index = st.slider("Reference state", 0, len(reference) - 1, key=f"reference_{policy.info.env_id}")
         return reference[index], None
-    text = st.text_input("Custom state", ", ".join(f"{v:.3g}" for v in reference.mean(axis=0)),
-                         key=f"custom_{policy.info.env_id}", help=f"{n} numbers: " + ", ".join(policy.info.feature_names))
+    key = f"custom_{policy.info.env_id}"
+    st.session_state.setdefault(key, ", ".join(f"{v:.3g}" for v in reference.mean(axis=0)))
+    text = st.text_input("Custom state", key=key, help=f"{n} numbers: " + ", ".join(policy.info.feature_names))
     return parse_state(text, policy.info.feature_names)
 
 

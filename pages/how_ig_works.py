@@ -8,6 +8,7 @@ from attribution.examples import paper_network_1
 from attribution.narrate import completeness_sentence
 from attribution.plots import attribution_bars
 from attribution.quadrature import MAX_STEPS
+from pages.common import keep_sidebar_state
 
 
 @st.cache_resource
@@ -15,6 +16,7 @@ def network():
     return paper_network_1()  # shared by all sessions and never changed
 
 
+keep_sidebar_state()  # this page draws no sidebar: the other pages' settings wait here for the user
 st.title("How Integrated Gradients works")
 st.markdown(
     "An agent's network turns what it observes into a decision. **Integrated Gradients** asks how much each "

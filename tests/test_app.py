@@ -46,6 +46,19 @@ def test_opens_on_cartpole_with_a_reading_and_the_completeness_check(live):
     assert "Attribution on CPU" in " ".join(c.value for c in live.caption)
 
 
+def test_the_sidebar_settings_follow_the_user_from_page_to_page(live):
+    sidebar_select(live, "Environment").set_value("Acrobot-v1").run()
+    sidebar_select(live, "Method").set_value("riemann_trapezoid").run()
+    for page in ("pages/replay.py", "pages/trust.py", "pages/how_ig_works.py", "pages/live.py"):
+        live.switch_page(page).run()
+        assert not live.exception, (page, live.exception)
+        if page == "pages/how_ig_works.py":
+            continue  # it draws no sidebar, and must keep the settings for the next page
+        assert sidebar_select(live, "Environment").value == "Acrobot-v1", page
+        assert sidebar_select(live, "Method").value == "riemann_trapezoid", page
+    assert live.caption[0].value.startswith("Acrobot-v1")
+
+
 def test_step_and_reset(live):
     for expected in ("1", "2", "3"):
         button(live, "Step").click().run()

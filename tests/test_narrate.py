@@ -16,7 +16,7 @@ def test_the_issues_example():
 
 def test_a_feature_that_pushed_against_is_named_when_it_matters():
     sentence = step_sentence("The agent pushed LEFT", [0.0, -0.2, 0.5, 0.0], [0.0, 0.3, -0.05, 0.0], CARTPOLE)
-    assert sentence == "The agent pushed LEFT mostly because the pole leans left (+0.5), despite the cart moves right (-0.2)."
+    assert sentence == "The agent pushed LEFT mostly because the pole leans left (+0.5), even though the cart moves right (-0.2)."
 
 
 def test_when_the_output_fell_the_sentence_leads_with_what_held_it_down():
