@@ -26,7 +26,7 @@ def attribution_bars(feature_names, attributions, title: str = "") -> go.Figure:
                   text=[f"{values[i]:+.3g}" for i in order], textposition="auto",
                   hovertemplate="%{y}: %{x:+.4g}<extra></extra>")
     return go.Figure(data=[bars], layout=dict(  # one layout dict: a third of the time of update_layout + add_vline
-        title=dict(text=title), xaxis=dict(title=dict(text="attribution (pushes the output up + / down −)")),
+        title=dict(text=title), xaxis=dict(title=dict(text="attribution<br>+ raises the output, − lowers it")),
         margin=dict(l=10, r=10, t=40 if title else 10, b=10), height=80 + 36 * len(values), showlegend=False,
         shapes=[dict(type="line", x0=0, x1=0, xref="x", y0=0, y1=1, yref="paper", line=dict(width=1, color="#888"))]))
 

@@ -72,13 +72,14 @@ def step():
 
 
 playing = st.session_state.get("playing", False)
-options = st.columns([2, 3, 3, 2])
+options = st.columns([2, 3, 3])
 speed = options[0].selectbox("Speed", list(SPEEDS), index=2, label_visibility="collapsed")
 all_actions = options[1].toggle("Bars for every action", disabled=policy.info.continuous or
                                 settings.mode not in ("action probability", "logit", "log-probability"))
 show_what_if = options[2].toggle("What if the state were different?")
-if options[3].button("Open in replay", disabled=st.session_state.live.t == 0 or playing, width="stretch",
-                     help="study this episode so far on the Replay page, and save it there"):
+
+
+def open_in_replay():
     live = st.session_state.live
     with st.spinner("Rebuilding the episode's frames…"):  # the same seed and actions replay it exactly
         st.session_state.replay = OpenEpisode(record_episode(policy, settings.seed, actions=live.actions))
@@ -90,12 +91,15 @@ if options[3].button("Open in replay", disabled=st.session_state.live.t == 0 or 
 def live_view():
     """Everything that changes at each step. Step and Reset rerun only this fragment; Play makes it tick."""
     live = st.session_state.live
-    controls = st.columns(3)
+    controls = st.columns(4)
     controls[0].button("Reset", width="stretch", on_click=reset)
     controls[1].button("Step", width="stretch", disabled=live.done, on_click=step)
     if controls[2].button("Pause" if playing else "Play", width="stretch", disabled=live.done and not playing):
         st.session_state.playing = not playing
         st.rerun()  # the whole page, so the fragment starts or stops ticking
+    if controls[3].button("Open in replay", disabled=live.t == 0 or playing, width="stretch",  # here, so Step enables it
+                          help="study this episode so far on the Replay page, and save it there"):
+        open_in_replay()
     if playing and not st.session_state.get("playing"):
         st.rerun()  # Reset stopped the play: the whole page again, so the fragment stops ticking
     if st.session_state.get("playing") and not live.done:

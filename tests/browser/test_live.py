@@ -65,3 +65,19 @@ def test_reset_while_playing_stops_the_play(open_page):
     page.wait_for_timeout(1_500)
     assert metric_value(page, "Step") == "0"  # and it stays at the start
     assert no_exception(page)
+
+
+def test_a_few_steps_then_open_in_replay(open_page):
+    page = open_page()
+    page.wait_for_selector(".js-plotly-plot", timeout=60_000)
+    open_in_replay = page.get_by_role("button", name="Open in replay", exact=True)
+    assert open_in_replay.is_disabled()  # nothing to study before the first step
+    for _ in range(3):
+        page.get_by_role("button", name="Step", exact=True).click()
+        wait_until_idle(page)
+    assert open_in_replay.is_enabled()  # Step reruns only the live view: the button must be in it
+    open_in_replay.click()
+    wait_until_idle(page)
+    page.wait_for_selector("h1:has-text('Replay')", timeout=60_000)
+    assert metric_value(page, "Step") == "2"  # the last step taken, ready to study
+    assert no_exception(page)
