@@ -25,8 +25,12 @@ def attribution_bars(feature_names, attributions, title: str = "") -> go.Figure:
                   marker_color=[PUSHES_UP if values[i] >= 0 else PUSHES_DOWN for i in order],
                   text=[f"{values[i]:+.3g}" for i in order], textposition="auto",
                   hovertemplate="%{y}: %{x:+.4g}<extra></extra>")
+    low, high = min(values.min(), 0.0), max(values.max(), 0.0)
+    room = 0.35 * ((high - low) or 1.0)  # for the value written beside a short bar, on the side it points to
+    x_range = [low - room * bool((values < 0).any()), high + room * bool((values >= 0).any())]
     return go.Figure(data=[bars], layout=dict(  # one layout dict: a third of the time of update_layout + add_vline
-        title=dict(text=title), xaxis=dict(title=dict(text="attribution<br>+ raises the output, − lowers it")),
+        title=dict(text=title),
+        xaxis=dict(title=dict(text="attribution<br>+ raises the output, − lowers it"), range=x_range),
         margin=dict(l=10, r=10, t=40 if title else 10, b=10), height=80 + 36 * len(values), showlegend=False,
         shapes=[dict(type="line", x0=0, x1=0, xref="x", y0=0, y1=1, yref="paper", line=dict(width=1, color="#888"))]))
 
