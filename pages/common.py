@@ -143,8 +143,7 @@ def keep_sidebar_state() -> None:
 
     Each page draws the sidebar, and a widget belongs to the page that draws it, so on another page
     Streamlit would treat it as a new widget, back at its default. Writing each value back to its key
-    before the widgets are drawn makes it session state that the next page's widgets start from (so
-    the sidebar's widgets take their defaults from session state too, never from a ``value``).
+    before the widgets are drawn makes it session state that the next page's widgets start from.
     """
     for key in list(st.session_state.keys()):
         if key in SIDEBAR_KEYS or key.startswith(SIDEBAR_KEY_PREFIXES):
@@ -172,8 +171,7 @@ def sidebar() -> Settings:
         baseline_kind = st.selectbox("Baseline", BASELINES, key="baseline_kind",
                                      help="the neutral state the explanation starts from")
         baseline, error = baseline_state(baseline_kind, policy)
-        st.session_state.setdefault("steps", 64)
-        steps = int(st.number_input("Steps", min_value=1, max_value=MAX_STEPS, step=1, key="steps",
+        steps = int(st.number_input("Steps", min_value=1, max_value=MAX_STEPS, value=64, step=1, key="steps",  # refused -> 64
                                     help="points on the path from the baseline (raised automatically until the gap is under 1%)"))
         method = st.selectbox("Method", METHODS, key="method", help="the quadrature rule along the path")
         if mode == "A rather than B" and action_a == action_b:

@@ -49,6 +49,7 @@ def test_opens_on_cartpole_with_a_reading_and_the_completeness_check(live):
 def test_the_sidebar_settings_follow_the_user_from_page_to_page(live):
     sidebar_select(live, "Environment").set_value("Acrobot-v1").run()
     sidebar_select(live, "Method").set_value("riemann_trapezoid").run()
+    next(n for n in live.sidebar.number_input if n.label == "Steps").set_value(32).run()
     for page in ("pages/replay.py", "pages/trust.py", "pages/how_ig_works.py", "pages/live.py"):
         live.switch_page(page).run()
         assert not live.exception, (page, live.exception)
@@ -56,6 +57,7 @@ def test_the_sidebar_settings_follow_the_user_from_page_to_page(live):
             continue  # it draws no sidebar, and must keep the settings for the next page
         assert sidebar_select(live, "Environment").value == "Acrobot-v1", page
         assert sidebar_select(live, "Method").value == "riemann_trapezoid", page
+        assert next(n for n in live.sidebar.number_input if n.label == "Steps").value == 32, page
     assert live.caption[0].value.startswith("Acrobot-v1")
 
 

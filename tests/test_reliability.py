@@ -114,8 +114,9 @@ def test_an_episode_file_with_wrong_arrays_changes_nothing(monkeypatch, tmp_path
 @pytest.mark.parametrize("steps", [0, 100_000])
 def test_absurd_steps_are_refused_by_the_widget(steps):
     at = run_app()
+    next(n for n in at.sidebar.number_input if n.label == "Steps").set_value(32).run()
     next(n for n in at.sidebar.number_input if n.label == "Steps").set_value(steps).run()
-    assert not at.exception  # the widget (1 to MAX_STEPS) keeps its last good value
+    assert not at.exception  # the widget (1 to MAX_STEPS) refuses it and goes back to its default
     assert next(n for n in at.sidebar.number_input if n.label == "Steps").value == 64
     assert "gap" in at.info[0].value
 
