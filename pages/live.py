@@ -71,20 +71,20 @@ def step():
         st.session_state.live.step(policy.act(st.session_state.live.observation))
 
 
-playing = st.session_state.get("playing", False)
-options = st.columns([2, 3, 3])
-speed = options[0].selectbox("Speed", list(SPEEDS), index=2, label_visibility="collapsed")
-all_actions = options[1].toggle("Bars for every action", disabled=policy.info.continuous or
-                                settings.mode not in ("action probability", "logit", "log-probability"))
-show_what_if = options[2].toggle("What if the state were different?")
-
-
 def open_in_replay():
     live = st.session_state.live
     with st.spinner("Rebuilding the episode's frames…"):  # the same seed and actions replay it exactly
         st.session_state.replay = OpenEpisode(record_episode(policy, settings.seed, actions=live.actions))
     st.session_state.replay_step, st.session_state.replay_playing = live.t - 1, False
     st.switch_page("pages/replay.py")
+
+
+playing = st.session_state.get("playing", False)
+options = st.columns([2, 3, 3])
+speed = options[0].selectbox("Speed", list(SPEEDS), index=2, label_visibility="collapsed")
+all_actions = options[1].toggle("Bars for every action", disabled=policy.info.continuous or
+                                settings.mode not in ("action probability", "logit", "log-probability"))
+show_what_if = options[2].toggle("What if the state were different?")
 
 
 @st.fragment(run_every=SPEEDS[speed] if playing else None)
