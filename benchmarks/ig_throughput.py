@@ -7,7 +7,9 @@ References (same model, same states, steps = 50, Riemann-middle points so all do
   * tape loop: one gradient call per path point (the tutorial style), batched over the states;
   * eager batched: all (N * steps) rows in one eager gradient call, no compilation: the compute
     bound the engine should reach for large convolutional work.
-Times are the median of --repeats calls after one warm-up call (compilation excluded).
+Times are the median of --repeats calls, or of as many as fill one second where that is more
+(a sub-millisecond call's median of 50 moved by 20% from run to run), after one warm-up call
+(compilation excluded).
 """
 
 from __future__ import annotations
@@ -85,10 +87,10 @@ def eager_batched(model, states, targets):
     return np.tensordot(weights.astype(np.float32), grads, axes=1) * states
 
 
-def median_ms(fn, repeats: int = 7) -> float:
+def median_ms(fn, repeats: int = 7, min_seconds: float = 1.0) -> float:
     fn()  # warm-up: compilation and first-call allocation
     times = []
-    for _ in range(repeats):
+    while len(times) < repeats or sum(times) < min_seconds * 1e3:
         start = time.perf_counter()
         fn()
         times.append((time.perf_counter() - start) * 1e3)
@@ -107,6 +109,7 @@ def main() -> None:
     cases = [(mlp(), 1), (None, big_mlp), (nature_cnn(), 1), (None, big_cnn)]
     print(f"IG throughput, steps = {STEPS}, Keras {keras.__version__} on {_backend.BACKEND}, "
           f"device {_backend.device_name()}, {platform.processor() or platform.machine()}, {os.cpu_count()} cores")
+    print(f"XLA_FLAGS: {os.environ.get('XLA_FLAGS') or '(none)'}")
     print(f"{'model':<16}{'N':>7}  {'implementation':<30}{'ms / call':>11}{'states / s':>13}{'vs eager':>10}")
     model = None
     for case_model, n in cases:

@@ -26,7 +26,9 @@ def test_tensorflow_and_jax_agree_to_1e_5(tmp_path):
         model.save(tmp_path / f"{model.name}.keras")
         np.save(tmp_path / f"{model.name}.npy", states.astype(np.float32))
 
-    env = dict(os.environ, KERAS_BACKEND="jax", JAX_PLATFORMS="cpu")
+    # JAX runs at its own XLA defaults, without the flag attribution sets for TensorFlow
+    xla_flags = os.environ.get("XLA_FLAGS", "").replace(_backend.YNNPACK_FUSIONS, "").strip()
+    env = dict(os.environ, KERAS_BACKEND="jax", JAX_PLATFORMS="cpu", XLA_FLAGS=xla_flags)
     subprocess.run([sys.executable, str(WORKER), str(tmp_path), str(tmp_path / "jax.npz")],
                    env=env, check=True, timeout=600)
     on_jax = np.load(tmp_path / "jax.npz")
@@ -36,6 +38,25 @@ def test_tensorflow_and_jax_agree_to_1e_5(tmp_path):
     assert set(on_tensorflow) == set(on_jax.files) - {"backend"} and len(on_tensorflow) == 3 * 6 * 3
     for key, expected in on_tensorflow.items():
         np.testing.assert_allclose(on_jax[key], expected, rtol=1e-5, atol=1e-5, err_msg=key)
+
+
+def test_tensorflow_xla_fuses_the_mlp_gradient_into_ynnpack_kernels():
+    """The flag ``_backend`` sets at import reaches XLA: without it the 500-state MLP takes 6.6 ms, not 4.6."""
+    import tensorflow as tf
+
+    model = mlp()
+    rows = tf.constant(np.random.default_rng(0).normal(size=(256, 4)), tf.float32)
+
+    @tf.function(jit_compile=True)
+    def input_gradient(rows):
+        with tf.GradientTape() as tape:
+            tape.watch(rows)
+            outputs = model(rows)
+        return tape.gradient(outputs, rows)
+
+    hlo = input_gradient.experimental_get_compiler_ir(rows)(stage="optimized_hlo")
+    fused = [line for line in hlo.splitlines() if "ynn_fusion" in line and "kind=kCustom" in line]
+    assert len(fused) >= 2, hlo  # the forward's products and the backward's
 
 
 def test_jax_batch_buckets_pad_by_at_most_a_quarter():
