@@ -1,18 +1,18 @@
 """The one place that knows which Keras backend runs: compilation and gradients.
 
-The engine (``ig.py``) is written in ``keras.ops`` against one function this module
-gives it, and this module compiles the engine's code once per model and observation shape:
+The engine (``ig.py``) is written in ``keras.ops`` against one function this module gives it,
 
-    vjp(rows) -> (F(rows), pullback)      rows: float32 (R, *obs); F(rows): float32 (R, n_outputs)
-    pullback(cotangents) = d sum(F(rows) * cotangents) / d rows, float32 (R, *obs)
+    vjp(fn, inputs) -> (fn(inputs), pullback)     pullback(cotangents) = d sum(fn(inputs) * cotangents) / d inputs
 
-as ``jax.vjp`` has it: one forward pass serves the outputs and the gradients.
+as ``jax.vjp`` has it (one forward pass serves the outputs and the gradients), and the model split
+as tail(head(x)) (``_split.py``). This module compiles the engine's code once per model and
+observation shape.
 
 TensorFlow compiles with ``tf.function`` and a ``None`` batch dimension, so a new N or new
 targets never retrace. XLA (TensorFlow's ``jit_compile``, and ``jax.jit``) still compiles each
 new shape, 0.3 s each here, so under XLA the batch is padded to a bucket (``bucket``: at most 25%
 more rows): one compilation per bucket instead of one per N. JAX gets the weights as arguments
-(``stateless_call``), never baked in as constants.
+(a ``StatelessScope``), never baked in as constants.
 """
 
 from __future__ import annotations
@@ -24,6 +24,8 @@ import weakref
 
 import keras
 import numpy as np
+
+from attribution import _split
 
 BACKEND = keras.backend.backend()
 if BACKEND not in ("tensorflow", "jax"):
@@ -144,11 +146,17 @@ def _output_size(model, obs_shape) -> int:
 def compiled(model: keras.Model, obs_shape: tuple, body, jit_compile: bool):
     """``run(x, x0, targets, alphas, weights)`` -> numpy arrays of ``body``, compiled once and cached.
 
-    ``body(vjp, x, x0, targets, alphas, weights)`` is the engine's keras.ops code (see above).
+    ``body(split, vjp, x, x0, targets, alphas, weights)`` is the engine's keras.ops code (see above).
     """
     build = _compile_jax if BACKEND == "jax" else _compile_tensorflow
-    return cached(model, (tuple(obs_shape), bool(jit_compile), body),
-                  lambda: build(model, tuple(obs_shape), body, bool(jit_compile)))
+    obs_shape = tuple(obs_shape)
+    return cached(model, (obs_shape, bool(jit_compile), body),
+                  lambda: build(model, obs_shape, functools.partial(body, split(model, obs_shape)), bool(jit_compile)))
+
+
+def split(model: keras.Model, obs_shape: tuple) -> _split.Split:
+    """``model`` as tail(head(x)), head affine where it can be (``_split.py``), cached per model."""
+    return cached(model, ("split", obs_shape), lambda: _split.split(model, obs_shape))
 
 
 def compiled_call(model: keras.Model):
@@ -179,18 +187,28 @@ def _compile_call(model):
     return lambda x: to_numpy(concrete(np.asarray(x, np.float32)))
 
 
+def _tensorflow_vjp(fn, inputs):
+    import tensorflow as tf
+
+    with tf.GradientTape() as tape:
+        tape.watch(inputs)
+        outputs = fn(inputs)
+    return outputs, lambda cotangents: tape.gradient(outputs, inputs, output_gradients=cotangents)
+
+
+def _jax_vjp(fn, inputs):
+    import jax
+
+    outputs, pullback = jax.vjp(fn, inputs)
+    return outputs, lambda cotangents: pullback(cotangents)[0]
+
+
 def _compile_tensorflow(model, obs_shape, body, jit_compile):
     import tensorflow as tf
 
-    def vjp(rows):
-        with tf.GradientTape() as tape:
-            tape.watch(rows)
-            outputs = _as_float32(model(rows, training=False))
-        return outputs, lambda cotangents: tape.gradient(outputs, rows, output_gradients=cotangents)
-
     x = tf.TensorSpec((None, *obs_shape), tf.float32)
     vector = tf.TensorSpec((None,), tf.float32)
-    function = tf.function(lambda *args: body(vjp, *args), jit_compile=jit_compile)
+    function = tf.function(lambda *args: body(_tensorflow_vjp, *args), jit_compile=jit_compile)
     # Calling the concrete function skips tf.function's per-call argument binding: a third of
     # the time for one small state.
     concrete = function.get_concrete_function(x, x, tf.TensorSpec((None,), tf.int32), vector, vector)
@@ -209,15 +227,9 @@ def _compile_jax(model, obs_shape, body, jit_compile):
     import jax
 
     def run_body(trainable, non_trainable, *args):
-        def forward(rows):
-            outputs, _ = model.stateless_call(trainable, non_trainable, rows, training=False)
-            return _as_float32(outputs)
-
-        def vjp(rows):
-            outputs, pullback = jax.vjp(forward, rows)
-            return outputs, lambda cotangents: pullback(cotangents)[0]
-
-        return body(vjp, *args)
+        values = [*zip(model.trainable_variables, trainable), *zip(model.non_trainable_variables, non_trainable)]
+        with keras.StatelessScope(state_mapping=values):
+            return body(_jax_vjp, *args)
 
     compiled_body = jax.jit(run_body) if jit_compile else run_body
 
@@ -253,7 +265,3 @@ def bucket(n: int) -> int:
         return max(1, n)
     shift = n.bit_length() - 3  # n >> shift is in 4..7
     return -(-n >> shift) << shift
-
-
-def _as_float32(outputs):
-    return keras.ops.cast(outputs, "float32")

@@ -5,9 +5,11 @@ For each state x, baseline x' and explained output F_t:
     IG_i(x) = (x_i - x'_i) * integral_0^1 dF_t(x' + alpha (x - x')) / dx_i  d alpha
 
 The integral is a quadrature (``quadrature.py``). All states, targets and path
-points go through the model together: one (paths * steps, *obs_shape) tensor per
+points go through the model together: one (paths * steps, *shape) tensor per
 compiled call, built on the device from the states and baselines, chunked along
-that flattened axis when it would exceed the memory budget.
+that flattened axis when it would exceed the memory budget. For a Sequential model
+that starts with a Dense or convolution layer, the path is built after that layer's
+affine map, which gives the same integral for less work (``_split.py``).
 """
 
 from __future__ import annotations
@@ -148,12 +150,13 @@ def integrated_gradients(
     return IGResult(attributions, delta, targets, outputs, baseline_outputs, steps_used, method)
 
 
-def _explain_paths(vjp, x, x0, targets, alphas, weights):
+def _explain_paths(split, vjp, x, x0, targets, alphas, weights):
     """The compiled core, in keras.ops: one forward and one backward pass over every path point.
 
-    Each path also carries its two ends (alpha = 0 and 1, weight 0), so the same pass gives
-    F(x') and F(x) for the completeness check. Points are (1 - alpha) x' + alpha x, which is
-    exactly x' and x at the ends.
+    The path is built after the model's affine head (``_split.py``; the identity for most models):
+    z = (1 - alpha) head(x') + alpha head(x), which is head at the input path's point. Each path also
+    carries its two ends (alpha = 0 and 1, weight 0), so the same pass gives F(x') and F(x) for the
+    completeness check.
 
     Args:
         x, x0: float32 (P, *obs), the two ends of P paths; x0 may be (1, *obs), shared by all.
@@ -163,23 +166,26 @@ def _explain_paths(vjp, x, x0, targets, alphas, weights):
         attributions (P, *obs) = (x - x0) * sum_s weights[s] * dF_t/dx at x0 + alphas[s] (x - x0),
         targets (P,), F(x) (P, n_outputs), F(x0) (P, n_outputs).
     """
-    obs_shape = tuple(x.shape[1:])
+    z, head_pullback = vjp(split.head, x)  # head is affine: its pullback is the same at every point
+    z0 = split.head(x0)
+    hidden_shape = tuple(z.shape[1:])
     alphas = ops.concatenate([alphas, ops.array([0.0, 1.0], "float32")])
     weights = ops.concatenate([weights, ops.zeros((2,), "float32")])
     n_points = ops.shape(alphas)[0]
-    alpha = ops.reshape(alphas, (1, -1) + (1,) * len(obs_shape))
-    rows = (1.0 - alpha) * ops.expand_dims(x0, 1) + alpha * ops.expand_dims(x, 1)  # (P, S + 2, *obs)
-    outputs, pullback = vjp(ops.reshape(rows, (-1, *obs_shape)))
+    alpha = ops.reshape(alphas, (1, -1) + (1,) * len(hidden_shape))
+    rows = (1.0 - alpha) * ops.expand_dims(z0, 1) + alpha * ops.expand_dims(z, 1)  # (P, S + 2, *hidden)
+    outputs, pullback = vjp(split.tail, ops.reshape(rows, (-1, *hidden_shape)))
     n_outputs = outputs.shape[-1]
     outputs = ops.reshape(outputs, (-1, n_points, n_outputs))
     x_outputs, baseline_outputs = outputs[:, -1], outputs[:, -2]
     targets = ops.where(targets < 0, ops.cast(ops.argmax(x_outputs, axis=1), "int32"), targets)
 
     # The quadrature weight rides on the cotangent, so the backward pass returns weighted
-    # gradients and the integral is a plain sum over each path's points.
+    # gradients and the integral is a plain sum over each path's points, pulled back through
+    # the head once per path.
     cotangents = ops.expand_dims(ops.one_hot(targets, n_outputs), 1) * ops.reshape(weights, (1, -1, 1))
     grads = pullback(ops.reshape(cotangents, (-1, n_outputs)))
-    integral = ops.sum(ops.reshape(grads, (-1, n_points, *obs_shape)), axis=1)
+    integral = head_pullback(ops.sum(ops.reshape(grads, (-1, n_points, *hidden_shape)), axis=1))
     return integral * (x - x0), targets, x_outputs, baseline_outputs
 
 
