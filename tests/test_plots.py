@@ -14,6 +14,16 @@ def test_bars_are_sorted_by_magnitude_with_signed_colours():
     assert figure.layout.title.text == "why P(left)" and figure.layout.shapes[0].x0 == 0
 
 
+def test_every_bars_value_stands_in_a_column_right_of_the_plot_where_nothing_clips_it():
+    figure = attribution_bars(["angle", "position"], [0.0113, -0.000168])
+    assert not figure.data[0].text  # no text beside the bars: a short bar's was cut off at the plot's edge
+    labels = {a.y: a for a in figure.layout.annotations}
+    assert labels["angle"].text == "+0.0113" and labels["position"].text == "-0.000168"
+    assert all(a.xref == "paper" and a.x == 1 and a.xanchor == "left" for a in labels.values())
+    assert labels["position"].font.color == PUSHES_DOWN
+    assert figure.layout.margin.r >= 70  # room for '+0.000168'
+
+
 def test_bars_need_one_name_per_value():
     with pytest.raises(ValueError, match="received 2 names for 3 values"):
         attribution_bars(["a", "b"], [1, 2, 3])
