@@ -209,18 +209,37 @@ def _compile_tensorflow(model, obs_shape, body, jit_compile):
     x = tf.TensorSpec((None, *obs_shape), tf.float32)
     vector = tf.TensorSpec((None,), tf.float32)
     function = tf.function(lambda *args: body(_tensorflow_vjp, *args), jit_compile=jit_compile)
-    # Calling the concrete function skips tf.function's per-call argument binding: a third of
-    # the time for one small state.
     concrete = function.get_concrete_function(x, x, tf.TensorSpec((None,), tf.int32), vector, vector)
 
     def run(x, x0, targets, alphas, weights):
-        if not jit_compile:  # plain TensorFlow takes any N; XLA compiles each new one (0.3 s): pad to a bucket
-            return tuple(t.numpy() for t in concrete(x, x0, targets, alphas, weights))
         n = len(x)
-        found = concrete(_pad(x, n), _pad(x0, len(x0)), _pad(targets, n), alphas, weights)
-        return tuple(t.numpy()[:n] for t in found)
+        if jit_compile:  # plain TensorFlow takes any N; XLA compiles each new one (0.3 s): pad to a bucket
+            x, x0, targets = _pad(x, n), _pad(x0, len(x0)), _pad(targets, n)
+        # The concrete function's flat call skips tf.function's argument binding and conversion
+        # (0.15 ms of a 0.35 ms call for one MLP state, BENCHMARKS.md); the engine has checked the
+        # arguments' shapes and types already. The quadrature rule and a small shared baseline are
+        # the same from call to call, so their tensors are made once.
+        tensors = [tf.convert_to_tensor(x), _constant_tensor(x0) if len(x0) == 1 else tf.convert_to_tensor(x0),
+                   tf.convert_to_tensor(targets), _constant_tensor(alphas), _constant_tensor(weights)]
+        return tuple(t.numpy()[:n] for t in concrete._call_flat(tensors, concrete.captured_inputs))
 
     return run
+
+
+def _constant_tensor(array: np.ndarray):
+    """``array`` as a TensorFlow tensor, remembered by its contents when it is small (up to 16 kB)."""
+    if array.nbytes > 16384:
+        import tensorflow as tf
+
+        return tf.convert_to_tensor(array)
+    return _remembered_tensor(array.dtype.str, array.shape, array.tobytes())
+
+
+@functools.lru_cache(maxsize=256)
+def _remembered_tensor(dtype: str, shape: tuple, data: bytes):
+    import tensorflow as tf
+
+    return tf.constant(np.frombuffer(data, dtype).reshape(shape))
 
 
 def _compile_jax(model, obs_shape, body, jit_compile):

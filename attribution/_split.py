@@ -42,7 +42,14 @@ def split(model: keras.Model, obs_shape: tuple) -> Split:
     probe = np.random.default_rng(0).normal(size=(3, *obs_shape)).astype(np.float32)
     if found is not None and _narrows(found, probe) and _reproduces(model, found, probe):
         return found
-    return Split(head=lambda x: x, tail=lambda x: _float32(model(x, training=False)), at_first_layer=False)
+
+    def identity(x):  # functions, not lambdas: autograph cannot read two lambdas on one line, and says so
+        return x
+
+    def whole(x):
+        return _float32(model(x, training=False))
+
+    return Split(head=identity, tail=whole, at_first_layer=False)
 
 
 def _split_first_layer(model) -> Split | None:

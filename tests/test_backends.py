@@ -65,3 +65,40 @@ def test_jax_batch_buckets_pad_by_at_most_a_quarter():
     assert np.all(buckets >= sizes) and np.all(buckets[4:] <= 1.25 * sizes[4:])
     assert len(set(buckets[(sizes > 1024) & (sizes <= 2048)])) == 4  # four compiled shapes per doubling
     assert all(_backend.bucket(2**k) == 2**k for k in range(20))  # full power-of-two chunks are never padded
+
+
+def test_tensors_remembered_by_contents_never_stand_for_other_arrays():
+    """TensorFlow's flat call reuses the tensors of the quadrature rule and of a shared baseline
+    by their bytes: another baseline of the same shape, or the same bytes as another dtype or
+    shape, is a different tensor."""
+    import tensorflow as tf
+
+    from attribution import integrated_gradients
+
+    model, rng = mlp(), np.random.default_rng(5)
+    states = rng.normal(size=(2, 4)).astype(np.float32)
+    baselines = rng.normal(size=(2, 4)).astype(np.float32)
+    for baseline in (baselines[0], baselines[1], baselines[0]):
+        shared = integrated_gradients(model, states, baseline, steps=16, refine=False)
+        per_state = integrated_gradients(model, states, np.stack([baseline, baseline]), steps=16, refine=False)
+        np.testing.assert_allclose(shared.attributions, per_state.attributions, rtol=1e-6, atol=1e-7)
+        np.testing.assert_allclose(shared.baseline_outputs, per_state.baseline_outputs, rtol=1e-6, atol=1e-7)
+    assert not np.allclose(integrated_gradients(model, states, baselines[0], refine=False).attributions,
+                           integrated_gradients(model, states, baselines[1], refine=False).attributions)
+
+    array = np.arange(4, dtype=np.float32)
+    as_matrix, as_integers = array.reshape(2, 2), array.view(np.int32)
+    tensors = [_backend._constant_tensor(a) for a in (array, as_matrix, as_integers)]
+    assert [(t.shape, t.dtype) for t in tensors] == [((4,), tf.float32), ((2, 2), tf.float32), ((4,), tf.int32)]
+    assert _backend._constant_tensor(array.copy()) is tensors[0]
+
+
+def test_compiling_the_engine_prints_no_autograph_warning(capfd, caplog):
+    """A model used whole once made autograph print 'could not parse the source code' at every compilation."""
+    from attribution import integrated_gradients
+    from attribution.examples import linear_model
+
+    model = linear_model(np.ones((3, 2), np.float32), np.zeros(2, np.float32))  # functional: used whole
+    integrated_gradients(model, np.ones((1, 3), np.float32))
+    printed = capfd.readouterr()
+    assert "could not parse" not in printed.out + printed.err + caplog.text
