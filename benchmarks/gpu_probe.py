@@ -15,7 +15,8 @@ from attribution import _backend, integrated_gradients  # noqa: E402
 from attribution.examples import linear_model  # noqa: E402
 from attribution.ig import _explain_paths  # noqa: E402
 from attribution.quadrature import quadrature_rule  # noqa: E402
-from benchmarks.ig_throughput import median_ms, mlp, nature_cnn  # noqa: E402
+from benchmarks.ig_throughput import mlp, nature_cnn  # noqa: E402
+from benchmarks.timing import median_ms  # noqa: E402
 
 
 rng = np.random.default_rng(0)

@@ -18,9 +18,7 @@ import argparse
 import math
 import os
 import platform
-import statistics
 import sys
-import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -30,6 +28,7 @@ import numpy as np  # noqa: E402
 
 from attribution import _backend, integrated_gradients  # noqa: E402
 from attribution.quadrature import quadrature_rule  # noqa: E402
+from timing import median_ms  # noqa: E402
 
 STEPS = 50
 
@@ -85,16 +84,6 @@ def eager_batched(model, states, targets):
     grads = gradient(rows.reshape(-1, *states.shape[1:]), np.tile(targets, STEPS))
     grads = grads.reshape(STEPS, *states.shape)
     return np.tensordot(weights.astype(np.float32), grads, axes=1) * states
-
-
-def median_ms(fn, repeats: int = 7, min_seconds: float = 1.0) -> float:
-    fn()  # warm-up: compilation and first-call allocation
-    times = []
-    while len(times) < repeats or sum(times) < min_seconds * 1e3:
-        start = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - start) * 1e3)
-    return statistics.median(times)
 
 
 def main() -> None:
