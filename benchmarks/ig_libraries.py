@@ -4,14 +4,14 @@
 
 The networks are ig_throughput.py's (the 4-64-64-2 tanh MLP at N = 1 and 500, the Nature-DQN CNN
 at N = 1 and 32), with the engine's weights copied into each library's framework. Each library runs
-in its own process (PyTorch and TensorFlow in one process compete for the same two cores' threads)
-and is timed the way ig_throughput.py times the engine: the median of at least one second of calls,
+in its own process (PyTorch and TensorFlow never share a process and its thread pools) and is
+timed the way ig_throughput.py times the engine: the median of at least one second of calls,
 after a warm-up call. A library this Python cannot import is listed as not installed. They are not
 in requirements-dev.txt; to install them beside the project's packages:
 
     python -m venv --system-site-packages /tmp/ig-libraries
     /tmp/ig-libraries/bin/pip install --index-url https://download.pytorch.org/whl/cpu torch
-    /tmp/ig-libraries/bin/pip install captum matplotlib tf-explain
+    /tmp/ig-libraries/bin/pip install captum matplotlib tf-explain opencv-python-headless
     /tmp/ig-libraries/bin/python benchmarks/ig_libraries.py
 
 Columns: "vs engine" is the library's time over the engine's (TensorFlow, its defaults for the model,
@@ -73,7 +73,10 @@ def compare(repeats: int) -> None:
     from attribution import _backend, integrated_gradients
 
     keras.utils.set_random_seed(0)
-    models = {model.name: (model, build) for build in (mlp, nature_cnn) for model in [build()]}
+    models = {}  # name -> (the network, the function that builds it)
+    for build in (mlp, nature_cnn):
+        model = build()
+        models[model.name] = model, build
     print(f"IG libraries against the engine, steps = {STEPS}, device {_backend.device_name()}, "
           f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores")
     print(f"{'library':<20}{'rule':<20}{'model':<16}{'N':>5}{'ms / call':>11}{'states / s':>12}"
