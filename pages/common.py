@@ -144,10 +144,16 @@ def keep_sidebar_state() -> None:
     Each page draws the sidebar, and a widget belongs to the page that draws it, so on another page
     Streamlit would treat it as a new widget, back at its default. Writing each value back to its key
     before the widgets are drawn makes it session state that the next page's widgets start from.
+
+    The values are also kept in a plain session-state dict, which Streamlit never clears: after a
+    run of the live page's fragment, the browser's next page switch sent no sidebar values, and
+    Streamlit dropped them before the new page ran.
     """
-    for key in list(st.session_state.keys()):
-        if key in SIDEBAR_KEYS or key.startswith(SIDEBAR_KEY_PREFIXES):
-            st.session_state[key] = st.session_state[key]
+    kept = st.session_state.setdefault("sidebar_values", {})
+    kept.update({key: st.session_state[key] for key in list(st.session_state.keys())
+                 if key in SIDEBAR_KEYS or key.startswith(SIDEBAR_KEY_PREFIXES)})
+    for key, value in kept.items():
+        st.session_state[key] = value
 
 
 def sidebar() -> Settings:
