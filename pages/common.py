@@ -145,9 +145,9 @@ def keep_sidebar_state() -> None:
     Streamlit would treat it as a new widget, back at its default. Writing each value back to its key
     before the widgets are drawn makes it session state that the next page's widgets start from.
 
-    The values are also kept in a plain session-state dict, which Streamlit never clears: after a
-    run of the live page's fragment, the browser's next page switch sent no sidebar values, and
-    Streamlit dropped them before the new page ran.
+    The values are also kept in a plain session-state dict, which Streamlit never clears. After a
+    run of the live page's fragment, the sidebar's widget values were still there when that run
+    ended but gone when the next page's run began, so that page came back with the defaults.
     """
     kept = st.session_state.setdefault("sidebar_values", {})
     kept.update({key: st.session_state[key] for key in list(st.session_state.keys())
