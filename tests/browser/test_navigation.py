@@ -24,7 +24,7 @@ def test_settings_survive_every_page_change(open_page):
     steps.press("Enter")
     wait_until_idle(page)
     # A step runs only the live fragment; the next page switch once came back with every setting at
-    # its default, because the browser then sent no sidebar values.
+    # its default.
     page.get_by_role("button", name="Step", exact=True).click()
     wait_until_idle(page)
     for name in ("Replay", "Trust", "How IG works", "Live"):
