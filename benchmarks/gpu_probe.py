@@ -11,10 +11,11 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
 
-from attribution import _backend, integrated_gradients  # noqa: E402
-from attribution.examples import linear_model  # noqa: E402
-from attribution.ig import _explain_paths  # noqa: E402
-from attribution.quadrature import quadrature_rule  # noqa: E402
+from attribution.engine import backend
+from attribution import integrated_gradients  # noqa: E402
+from attribution.engine.examples import linear_model  # noqa: E402
+from attribution.engine.ig import _explain_paths  # noqa: E402
+from attribution.engine.quadrature import quadrature_rule  # noqa: E402
 from benchmarks.ig_throughput import mlp, nature_cnn  # noqa: E402
 from benchmarks.timing import median_ms  # noqa: E402
 
@@ -24,9 +25,9 @@ weights = rng.normal(size=(6, 3)).astype(np.float32)
 states = rng.normal(size=(256, 6)).astype(np.float32)
 images = rng.uniform(0, 1, size=(512, 84, 84, 4)).astype(np.float32)
 points = rng.normal(size=(10_000, 4)).astype(np.float32)
-print(f"device {_backend.device_name()}, memory for the budget {_backend.accelerator_memory_bytes() / 2**30:.1f} GiB")
+print(f"device {backend.device_name()}, memory for the budget {backend.accelerator_memory_bytes() / 2**30:.1f} GiB")
 for precision in ("highest", None):
-    _backend.JAX_MATMUL_PRECISION = precision
+    backend.JAX_MATMUL_PRECISION = precision
     linear = integrated_gradients(linear_model(weights, np.zeros(3, np.float32)), states, target=1, steps=7, refine=False)
     error = np.abs(linear.attributions - states * weights[:, 1]).max()
     cnn, small = nature_cnn(), mlp()
@@ -36,7 +37,7 @@ for precision in ("highest", None):
     one_ms = median_ms(lambda: integrated_gradients(small, points[:1], target=0, steps=50, method="riemann_middle", refine=False), 30)
     print(f"precision {precision or 'default'}: linear max |IG - exact| {error:.1e}; CNN max gap {np.abs(gap).max():.1e}; "
           f"CNN N=512 {cnn_ms:.1f} ms; MLP N=10,000 {mlp_ms:.2f} ms; MLP N=1 {one_ms:.2f} ms")
-_backend.JAX_MATMUL_PRECISION = "highest"
+backend.JAX_MATMUL_PRECISION = "highest"
 
 # Where the CNN's time goes: forward alone against forward + input gradient, 13,312 rows.
 cnn = nature_cnn()
@@ -51,7 +52,7 @@ print(f"512 CNN states (58 MB): to the device {median_ms(lambda: jax.device_put(
 
 # The engine's CNN call at N = 512, steps = 50, from the inside out: on the card alone, through
 # numpy both ways (the copies), and the whole integrated_gradients (input checks, completeness sums).
-run = _backend.compiled(cnn, (84, 84, 4), _explain_paths, True)
+run = backend.compiled(cnn, (84, 84, 4), _explain_paths, True)
 alphas, weights = (array.astype(np.float32) for array in quadrature_rule("riemann_middle", 50))
 arguments = (images, np.zeros((1, 84, 84, 4), np.float32), np.zeros(len(images), np.int32), alphas, weights)
 on_card = [jax.device_put(array) for array in arguments]

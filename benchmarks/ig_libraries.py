@@ -70,14 +70,15 @@ def compare(repeats: int) -> None:
     from ig_throughput import mlp, nature_cnn
     from timing import median_ms
 
-    from attribution import _backend, integrated_gradients
+    from attribution.engine import backend
+from attribution import integrated_gradients
 
     keras.utils.set_random_seed(0)
     models = {}  # name -> (the network, the function that builds it)
     for build in (mlp, nature_cnn):
         model = build()
         models[model.name] = model, build
-    print(f"IG libraries against the engine, steps = {STEPS}, device {_backend.device_name()}, "
+    print(f"IG libraries against the engine, steps = {STEPS}, device {backend.device_name()}, "
           f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores")
     print(f"{'library':<20}{'rule':<20}{'model':<16}{'N':>5}{'ms / call':>11}{'states / s':>12}"
           f"{'vs engine':>11}{'max error':>11}{'gap %':>9}")
@@ -100,7 +101,7 @@ def compare(repeats: int) -> None:
                 return (f"{library:<20}{rule:<20}{name:<16}{n:>5}{ms:>11.2f}{n / ms * 1e3:>12,.0f}"
                         f"{ms / engine_ms:>10.1f}x{error:>11.1e}{100 * np.median(gap):>9.3f}")
 
-            print(row(f"engine, {_backend.BACKEND}", "gausslegendre", engine_ms, explain().attributions))
+            print(row(f"engine, {backend.BACKEND}", "gausslegendre", engine_ms, explain().attributions))
             for worker, (library, rule) in LIBRARIES.items():
                 found = _run_child(worker, case, repeats)
                 if "error" in found:
@@ -118,7 +119,7 @@ def float64_integrated_gradients(model, build, states, targets):
     import keras
     from ig_throughput import reference_gradient
 
-    from attribution.quadrature import quadrature_rule
+    from attribution.engine.quadrature import quadrature_rule
 
     keras.config.set_dtype_policy("float64")
     try:

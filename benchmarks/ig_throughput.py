@@ -26,8 +26,9 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-from attribution import _backend, integrated_gradients  # noqa: E402
-from attribution.quadrature import quadrature_rule  # noqa: E402
+from attribution.engine import backend
+from attribution import integrated_gradients  # noqa: E402
+from attribution.engine.quadrature import quadrature_rule  # noqa: E402
 from timing import median_ms  # noqa: E402
 
 STEPS = 50
@@ -52,7 +53,7 @@ def nature_cnn() -> keras.Model:
 
 def reference_gradient(model):
     """Eager d sum_r F(rows)[r, targets[r]] / d rows, written directly against the backend."""
-    if _backend.BACKEND == "jax":
+    if backend.BACKEND == "jax":
         import jax
         import jax.numpy as jnp
 
@@ -96,8 +97,8 @@ def main() -> None:
     keras.utils.set_random_seed(0)
     big_mlp, big_cnn = (10_000, 512) if args.gpu_sizes else (500, 32)
     cases = [(mlp(), 1), (None, big_mlp), (nature_cnn(), 1), (None, big_cnn)]
-    print(f"IG throughput, steps = {STEPS}, Keras {keras.__version__} on {_backend.BACKEND}, "
-          f"device {_backend.device_name()}, {platform.processor() or platform.machine()}, {os.cpu_count()} cores")
+    print(f"IG throughput, steps = {STEPS}, Keras {keras.__version__} on {backend.BACKEND}, "
+          f"device {backend.device_name()}, {platform.processor() or platform.machine()}, {os.cpu_count()} cores")
     print(f"XLA_FLAGS: {os.environ.get('XLA_FLAGS') or '(none)'}")
     print(f"{'model':<16}{'N':>7}  {'implementation':<30}{'ms / call':>11}{'states / s':>13}{'vs eager':>10}")
     model = None
@@ -109,8 +110,8 @@ def main() -> None:
         repeats = args.repeats if n * np.prod(model.input_shape[1:]) < 1e6 else max(3, args.repeats // 4)
         rows = {}
         for jit in (True, False):
-            label = f"engine, XLA {'on' if jit else 'off'}" + (" (default)" if jit == _backend.default_jit_compile(model) else "")
-            if _backend.BACKEND == "jax" and not jit:
+            label = f"engine, XLA {'on' if jit else 'off'}" + (" (default)" if jit == backend.default_jit_compile(model) else "")
+            if backend.BACKEND == "jax" and not jit:
                 continue  # JAX without jit is eager op-by-op: not an engine configuration
             rows[label] = median_ms(lambda: integrated_gradients(model, states, target=targets, steps=STEPS,
                                                                  method="riemann_middle", refine=False, jit_compile=jit),

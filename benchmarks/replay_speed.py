@@ -24,9 +24,10 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import numpy as np  # noqa: E402
 
-from attribution import _backend, explain, integrated_gradients  # noqa: E402
+from attribution.engine import backend
+from attribution import explain, integrated_gradients  # noqa: E402
 from attribution.episodes import record_episode  # noqa: E402
-from attribution.policies import load_policy  # noqa: E402
+from attribution.rl.policies import load_policy  # noqa: E402
 
 
 def record_steps(policy, n_steps: int):
@@ -51,7 +52,7 @@ def main() -> None:
     model = explain.action_probabilities(policy.model)
     integrated_gradients(model, np.zeros((1, len(policy.info.feature_names)), np.float32))  # compile once, as the app has
 
-    print(f"Replay speed, {args.env}, {args.steps} steps, device {_backend.device_name()}, "
+    print(f"Replay speed, {args.env}, {args.steps} steps, device {backend.device_name()}, "
           f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores")
     print(f"{'run':>4}{'episodes':>10}{'record s':>10}{'explain s':>11}{'total s':>9}{'max points':>12}{'median gap %':>14}")
     totals = []

@@ -1,5 +1,6 @@
 """Streamlit glue shared by the pages (not a page itself): cached policies and explained models,
-the sidebar's settings, uploaded policies, the episode a session studies, and small display helpers."""
+the sidebar's settings, uploaded policies, what one page publishes for the others (the Live page's
+state, the episode a session studies), the Play/Pause ticker, the state sliders, and display helpers."""
 
 from __future__ import annotations
 
@@ -14,15 +15,15 @@ import numpy as np
 import streamlit as st
 from PIL import Image
 
-from attribution import METHODS, explain, integrated_gradients
-from attribution.episodes import Episode
-from attribution.policies import Policy, PolicyError, load_policy, load_uploaded_policy, shipped_env_ids
-from attribution.quadrature import MAX_STEPS
-from attribution.replay import EpisodeAttribution
+from attribution import METHODS, integrated_gradients
+from attribution.analysis.episode_attribution import EpisodeAttribution
+from attribution.engine.outputs import OUTPUTS, ExplainedOutput, outputs_for
+from attribution.engine.quadrature import MAX_STEPS
+from attribution.rl.episodes import Episode
+from attribution.rl.policies import Policy, PolicyError, load_policy, load_uploaded_policy, shipped_env_ids
 
 DEFAULT_ENV = "CartPole-v1"
-DISCRETE_MODES = ("action probability", "logit", "log-probability", "critic value", "A rather than B")
-CONTINUOUS_MODES = ("continuous action", "critic value")
+SPEEDS = {"1 step/s": 1.0, "2 steps/s": 0.5, "5 steps/s": 0.2, "10 steps/s": 0.1}  # Play: seconds per tick
 BASELINES = ("zeros", "mean of reference states", "a reference state", "a custom state")
 
 
@@ -38,18 +39,10 @@ def policy_for(env_id: str):
 
 
 @st.cache_resource(show_spinner=False, max_entries=64)
-def explained_model(policy_key: str, _policy: Policy, mode: str, action: int = 0, rather_than: int = 1):
-    """The model whose output is explained; built once per policy and setting so the engine compiles
-    once. ``policy_key`` names the policy (an environment id, or an uploaded file's digest)."""
-    model = _policy.model
-    explained = {
-        "action probability": lambda: explain.action_probabilities(model),
-        "logit": lambda: explain.action_logits(model),
-        "log-probability": lambda: explain.action_log_probabilities(model),
-        "critic value": lambda: explain.state_value(model),
-        "A rather than B": lambda: explain.action_contrast(model, action, rather_than),
-        "continuous action": lambda: explain.action_mean(model),
-    }[mode]()
+def explained_model(policy_key: str, _policy: Policy, kind: str, action_a: int = 1, action_b: int = 0):
+    """The model whose output is explained (``OUTPUTS[kind]``); built once per policy and setting so the
+    engine compiles once. ``policy_key`` names the policy (an environment id, or an uploaded file's digest)."""
+    explained = OUTPUTS[kind].build(_policy.model, action_a, action_b)
     gc.collect()
     gc.freeze()  # as in policy_for
     return explained
@@ -76,7 +69,7 @@ class Settings:
     policy_key: str   # the Environment choice: a shipped environment id, or an uploaded policy's label
     policy: Policy
     seed: int
-    mode: str
+    output: ExplainedOutput
     action_a: int
     action_b: int
     baseline_kind: str
@@ -84,6 +77,26 @@ class Settings:
     steps: int
     method: str
     error: str | None = None
+
+    def target_for(self, action) -> int:
+        """The output index explained when the agent took ``action``."""
+        return self.output.target(action)
+
+    def output_name(self, target: int, policy: Policy | None = None) -> str:
+        """What is explained, for people: "P(push left)", "V(s)", ... (``policy``: another one than the sidebar's)."""
+        names = (policy or self.policy).info.action_names
+        return self.output.output_name(names, target, self.action_a, self.action_b)
+
+    @property
+    def explanation_key(self) -> tuple:
+        """Everything that changes the attributions of a given policy and state."""
+        return (self.output.kind, self.action_a, self.action_b, self.baseline_kind,
+                tuple(np.asarray(self.baseline).round(6).reshape(-1)), self.steps, self.method)
+
+    @property
+    def report(self) -> dict:
+        """How the attributions were computed, for files and reports."""
+        return {"explain": self.output.label, "baseline": self.baseline_kind, "steps": self.steps, "method": self.method}
 
 
 def environment_choices() -> list[str]:
@@ -164,11 +177,12 @@ def sidebar() -> Settings:
         policy = chosen_policy(choice)
         env_id = policy.info.env_id
         seed = int(st.number_input("Seed", min_value=0, max_value=2**31 - 1, step=1, key="seed"))
-        modes = CONTINUOUS_MODES if policy.info.continuous else DISCRETE_MODES
-        mode = st.selectbox("Explain", modes, key=f"mode_{policy.info.continuous}",
-                            help="which output of the network the attributions explain")
-        action_a, action_b = 0, 1
-        if mode == "A rather than B":
+        kinds = [output.kind for output in outputs_for(policy.info.heads)]
+        output = OUTPUTS[st.selectbox("Explain", kinds, key="mode_" + "_".join(policy.info.heads),
+                                      format_func=lambda kind: OUTPUTS[kind].label,
+                                      help="which output of the network the attributions explain")]
+        action_a, action_b = 1, 0
+        if output.contrasts:
             names = policy.info.action_names
             left, right = st.columns(2)
             st.session_state.setdefault(f"contrast_a_{env_id}", 1)
@@ -180,10 +194,10 @@ def sidebar() -> Settings:
         steps = int(st.number_input("Steps", min_value=1, max_value=MAX_STEPS, value=64, step=1, key="steps",  # refused -> 64
                                     help="points on the path from the baseline (raised automatically until the gap is under 1%)"))
         method = st.selectbox("Method", METHODS, key="method", help="the quadrature rule along the path")
-        if mode == "A rather than B" and action_a == action_b:
+        if output.contrasts and action_a == action_b:
             error = "A and B are the same action: choose two different actions to contrast."
         policy_uploader(env_id)
-    return Settings(env_id, choice, policy, seed, mode, action_a, action_b, baseline_kind, baseline, steps, method, error)
+    return Settings(env_id, choice, policy, seed, output, action_a, action_b, baseline_kind, baseline, steps, method, error)
 
 
 def page_start(title: str, caption: str | None = None) -> Settings:
@@ -230,30 +244,115 @@ def parse_state(text: str, feature_names) -> tuple[np.ndarray | None, str | None
     return values, None
 
 
-def explained_output_name(settings, policy, target: int) -> str:
-    """What is explained, for people: "P(push left)", "V(s)", ..."""
-    names = policy.info.action_names
-    if settings.mode == "critic value":
-        return "V(s)"
-    if settings.mode == "A rather than B":
-        return f"log P({names[settings.action_a]}) − log P({names[settings.action_b]})"
-    if settings.mode == "continuous action":
-        return f"mean {names[0]}"
-    return {"action probability": "P({})", "logit": "logit({})", "log-probability": "log P({})"}[settings.mode].format(names[target])
-
-
-def target_for(settings, action) -> int:
-    """The output index explained when the agent took ``action``: the action itself for the
-    per-action modes; the one output of the others."""
-    return int(action) if settings.mode in ("action probability", "logit", "log-probability") else 0
-
-
-def explain_states(settings, states, targets, all_actions=False):
+def explain_states(settings: Settings, states, targets, all_actions: bool = False):
     """IG of the explained output at ``states`` (N, *obs) under the sidebar's settings."""
-    model = explained_model(settings.policy_key, settings.policy, settings.mode, settings.action_a, settings.action_b)
+    model = explained_model(settings.policy_key, settings.policy, settings.output.kind, settings.action_a,
+                            settings.action_b)
     return integrated_gradients(model, np.asarray(states, np.float32), baseline=settings.baseline,
                                 target="all" if all_actions else np.asarray(targets), steps=settings.steps,
                                 method=settings.method)
+
+
+# ---- what pages publish for each other ----
+
+@dataclasses.dataclass(frozen=True)
+class LiveState:
+    """Where the Live page's episode is, for the Trust page."""
+    policy_key: str
+    step: int
+    observation: np.ndarray
+
+
+def publish_live_state(policy_key: str, step: int, observation) -> None:
+    st.session_state.live_state = LiveState(policy_key, step, np.asarray(observation, np.float32))
+
+
+def live_state() -> LiveState | None:
+    return st.session_state.get("live_state")
+
+
+def choice_for(episode: Episode) -> str | None:
+    """The "Environment" choice whose policy recorded ``episode``, if this session has it."""
+    if episode.policy == "shipped" and episode.env_id in environment_choices():
+        return episode.env_id
+    return next((label for label, policy in uploaded_policies().items()
+                 if policy.info.env_id == episode.env_id and policy.info.source == episode.policy), None)
+
+
+def study_episode(episode: Episode, step: int = 0, saved_as: str | None = None) -> None:
+    """Open ``episode`` on the Replay page at ``step``, with the policy that recorded it selected
+    (from callbacks, before the sidebar is drawn)."""
+    st.session_state.replay = OpenEpisode(episode, saved_as)
+    st.session_state.replay_step = max(0, min(int(step), len(episode) - 1))
+    set_playing("replay", False)
+    choice = choice_for(episode)
+    if choice and st.session_state.get("env_id") != choice:
+        st.session_state.env_id = choice
+
+
+def studied_episode() -> OpenEpisode | None:
+    """The episode open on the Replay page, if any."""
+    return st.session_state.get("replay")
+
+
+def studied_step() -> int:
+    """The Replay page's current step of the studied episode."""
+    current = studied_episode()
+    return 0 if current is None else min(st.session_state.get("replay_step", 0), len(current.episode) - 1)
+
+
+# ---- Play/Pause: a fragment that ticks while its page plays ----
+
+def is_playing(page: str) -> bool:
+    return st.session_state.get(f"{page}_playing", False)
+
+
+def set_playing(page: str, playing: bool) -> None:
+    st.session_state[f"{page}_playing"] = playing
+
+
+def tick_interval(page: str, speed: str) -> float | None:
+    """``run_every`` for the page's fragment: one tick per step at ``speed`` while playing, else None."""
+    return SPEEDS[speed] if is_playing(page) else None
+
+
+def play_button(column, page: str, was_playing: bool, disabled: bool = False) -> None:
+    """Play/Pause inside the ticking fragment. ``was_playing``: whether the page was drawn playing.
+    Starting or stopping reruns the whole page, so the fragment starts or stops ticking; so does a
+    stop from elsewhere (Reset, a jump, the end of the episode)."""
+    if column.button("Pause" if was_playing else "Play", width="stretch", disabled=disabled):
+        set_playing(page, not was_playing)
+        st.rerun()
+    if was_playing and not is_playing(page):
+        st.rerun()
+
+
+def stop_playing(page: str) -> None:
+    """Stop at the step on screen (the end of the episode, say): the whole page again, without ticks."""
+    set_playing(page, False)
+    st.rerun()
+
+
+# ---- display ----
+
+def state_sliders(policy: Policy, observation, key: str, columns: int = 1, reload: bool = False) -> np.ndarray:
+    """One slider per feature, over the reference states' range widened by half of it each way (and
+    always holding ``observation``), starting at ``observation`` the first time (or on ``reload``).
+    Returns the edited state, float32 (F,)."""
+    reference = policy.info.reference_states
+    low, high = reference.min(axis=0), reference.max(axis=0)
+    span = np.maximum(high - low, 1e-3)
+    observation = np.asarray(observation, np.float32)
+    cells = st.columns(columns) if columns > 1 else [st.container()]
+    values = []
+    for i, name in enumerate(policy.info.feature_names):
+        slider_key = f"{key}_{i}"
+        if reload or slider_key not in st.session_state:
+            st.session_state[slider_key] = float(observation[i])
+        values.append(cells[i % columns].slider(
+            name, float(min(low[i] - 0.5 * span[i], observation[i])), float(max(high[i] + 0.5 * span[i], observation[i])),
+            key=slider_key, format="%.3f"))
+    return np.array(values, dtype=np.float32)
 
 
 def frame_html(frame: np.ndarray) -> str:

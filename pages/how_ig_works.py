@@ -4,10 +4,10 @@ import numpy as np
 import streamlit as st
 
 from attribution import METHODS, integrated_gradients
-from attribution.examples import paper_network_1
-from attribution.narrate import completeness_sentence
-from attribution.plots import attribution_bars
-from attribution.quadrature import MAX_STEPS
+from attribution.engine.examples import paper_network_1
+from attribution.presentation.narrate import completeness_sentence
+from attribution.presentation.plots import attribution_bars
+from attribution.engine.quadrature import MAX_STEPS
 from pages.common import keep_sidebar_state
 
 

@@ -4,44 +4,34 @@ from __future__ import annotations
 
 import time
 
-import gymnasium as gym
 import numpy as np
 import streamlit as st
 
-from attribution import _backend
-from attribution.environments import phrases
-from attribution.episodes import record_episode
-from attribution.narrate import completeness_sentence, step_sentence
-from attribution.plots import attribution_bars, attribution_timeline
-from pages.common import OpenEpisode, explain_states, explained_output_name, frame_html, sidebar, target_for
-
-SPEEDS = {"1 step/s": 1.0, "2 steps/s": 0.5, "5 steps/s": 0.2, "10 steps/s": 0.1}
+from attribution.engine import backend
+from attribution.presentation.narrate import completeness_sentence, step_sentence
+from attribution.presentation.plots import attribution_bars, attribution_timeline
+from attribution.rl.environments import phrases
+from attribution.rl.rollout import EpisodeStepper, record_episode
+from pages.common import (SPEEDS, explain_states, frame_html, is_playing, play_button, publish_live_state,
+                          set_playing, sidebar, state_sliders, stop_playing, study_episode, tick_interval)
 
 
 class LiveEpisode:
-    """One session's running episode: the environment, where it is, and what happened so far."""
+    """One session's running episode (``run``, with what happened so far) and its attribution timeline."""
 
     def __init__(self, env_id: str, seed: int, policy_key: str):
         self.key = (policy_key, seed)
-        self.env = gym.make(env_id, render_mode="rgb_array")
-        self.observation, _ = self.env.reset(seed=seed)
-        self.frame = self.env.render()
-        self.done, self.total_return = False, 0.0
-        self.observations, self.actions, self.rewards = [], [], []
-        self.timeline_key, self.timeline = None, np.zeros((0, len(self.observation)), np.float32)
+        self.run = EpisodeStepper(env_id, seed, render=True)
+        self.timeline_key, self.timeline = None, np.zeros((0, int(np.size(self.run.observation))), np.float32)
 
-    @property
-    def t(self) -> int:
-        return len(self.actions)
 
-    def step(self, action) -> None:
-        self.observations.append(self.observation)
-        self.actions.append(action)
-        self.observation, reward, terminated, truncated, _ = self.env.step(action)
-        self.rewards.append(float(reward))
-        self.total_return += float(reward)
-        self.done = terminated or truncated
-        self.frame = self.env.render()
+def start_live_episode() -> None:
+    """A new episode for the sidebar's policy and seed, closing the environment of the one it replaces."""
+    previous = st.session_state.get("live")
+    if previous is not None:
+        previous.run.close()
+    st.session_state.live = LiveEpisode(settings.env_id, settings.seed, settings.policy_key)
+    set_playing("live", False)
 
 
 settings = sidebar()
@@ -49,8 +39,7 @@ policy = settings.policy
 names = policy.info.feature_names
 
 if "live" not in st.session_state or st.session_state.live.key != (settings.policy_key, settings.seed):
-    st.session_state.live = LiveEpisode(settings.env_id, settings.seed, settings.policy_key)
-    st.session_state.playing = False
+    start_live_episode()
 
 st.title("Why did the agent do that?")
 st.caption(f"{settings.env_id} · policy: {policy.info.source} "
@@ -61,95 +50,85 @@ if settings.error:
     st.stop()
 
 
-def reset():
-    st.session_state.live = LiveEpisode(settings.env_id, settings.seed, settings.policy_key)
-    st.session_state.playing = False
-
-
 def step():
-    if not st.session_state.live.done:
-        st.session_state.live.step(policy.act(st.session_state.live.observation))
+    run = st.session_state.live.run
+    if not run.done:
+        run.step(policy.act(run.observation))
 
 
 def open_in_replay():
-    live = st.session_state.live
+    run = st.session_state.live.run
     with st.spinner("Rebuilding the episode's frames…"):  # the same seed and actions replay it exactly
-        st.session_state.replay = OpenEpisode(record_episode(policy, settings.seed, actions=live.actions))
-    st.session_state.replay_step, st.session_state.replay_playing = live.t - 1, False
+        study_episode(record_episode(policy, settings.seed, actions=run.actions), step=run.t - 1)
     st.switch_page("pages/replay.py")
 
 
-playing = st.session_state.get("playing", False)
+playing = is_playing("live")
 options = st.columns([2, 3, 3])
 speed = options[0].selectbox("Speed", list(SPEEDS), index=2, label_visibility="collapsed")
-all_actions = options[1].toggle("Bars for every action", disabled=policy.info.continuous or
-                                settings.mode not in ("action probability", "logit", "log-probability"))
+all_actions = options[1].toggle("Bars for every action", disabled=not settings.output.per_action)
 show_what_if = options[2].toggle("What if the state were different?")
 
 
-@st.fragment(run_every=SPEEDS[speed] if playing else None)
+@st.fragment(run_every=tick_interval("live", speed))
 def live_view():
     """Everything that changes at each step. Step and Reset rerun only this fragment; Play makes it tick."""
-    live = st.session_state.live
+    run = st.session_state.live.run
     controls = st.columns(4)
-    controls[0].button("Reset", width="stretch", on_click=reset)
-    controls[1].button("Step", width="stretch", disabled=live.done, on_click=step)
-    if controls[2].button("Pause" if playing else "Play", width="stretch", disabled=live.done and not playing):
-        st.session_state.playing = not playing
-        st.rerun()  # the whole page, so the fragment starts or stops ticking
-    if controls[3].button("Open in replay", disabled=live.t == 0 or playing, width="stretch",  # here, so Step enables it
+    controls[0].button("Reset", width="stretch", on_click=start_live_episode)
+    controls[1].button("Step", width="stretch", disabled=run.done, on_click=step)
+    play_button(controls[2], "live", playing, disabled=run.done and not playing)
+    if controls[3].button("Open in replay", disabled=run.t == 0 or playing, width="stretch",  # here, so Step enables it
                           help="study this episode so far on the Replay page, and save it there"):
         open_in_replay()
-    if playing and not st.session_state.get("playing"):
-        st.rerun()  # Reset stopped the play: the whole page again, so the fragment stops ticking
-    if st.session_state.get("playing") and not live.done:
-        live.step(policy.act(live.observation))
-    if live.done and st.session_state.get("playing"):
-        st.session_state.playing = False
-        st.rerun()  # the whole page, so the fragment stops ticking
+    if is_playing("live"):
+        step()
+        if run.done:
+            stop_playing("live")
+    publish_live_state(settings.policy_key, run.t, run.observation)
 
-    action = policy.act(live.observation)
-    target = target_for(settings, action)
+    action = policy.act(run.observation)
+    target = settings.target_for(action)
     started = time.perf_counter()
-    result = explain_states(settings, [live.observation], [target], all_actions and not policy.info.continuous)
+    result = explain_states(settings, [run.observation], [target], all_actions and settings.output.per_action)
     elapsed_ms = (time.perf_counter() - started) * 1e3
-    output_name = explained_output_name(settings, policy, target)
+    output_name = settings.output_name(target)
     attributions = result.attributions[0, target] if result.attributions.ndim == 3 else result.attributions[0]
     at_state, at_baseline = float(result.outputs[0, target]), float(result.baseline_outputs[0, target])
 
     frame_col, info_col = st.columns([1, 1])
     with frame_col:
-        st.markdown(frame_html(live.frame), unsafe_allow_html=True)
+        st.markdown(frame_html(run.frame()), unsafe_allow_html=True)
     with info_col:
         metrics = st.columns(2)
-        metrics[0].metric("Step", live.t)
-        metrics[1].metric("Return so far", f"{live.total_return:.1f}")
+        metrics[0].metric("Step", run.t)
+        metrics[1].metric("Return so far", f"{run.total_return:.1f}")
         if policy.info.continuous:
             st.metric("Action", f"{float(np.asarray(action).reshape(-1)[0]):+.2f}")
             subject = f"The agent's {policy.info.action_names[0]} is {float(np.asarray(action).reshape(-1)[0]):+.2f}"
         else:
             st.metric("Action", policy.info.action_names[action])
-            probabilities = policy.action_probabilities(live.observation)
+            probabilities = policy.action_probabilities(run.observation)
             st.caption("Policy: " + " · ".join(f"{n} {p:.0%}" for n, p in zip(policy.info.action_names, probabilities)))
             subject = f"The agent chose {policy.info.action_names[action].upper()}"
-        if settings.mode in ("critic value", "A rather than B"):
+        if not settings.output.is_actions_score:
             subject = f"{subject}; {output_name} is {at_state:.2f}"
-        st.success(step_sentence(subject, attributions, live.observation, phrases(settings.env_id, names)))
-        if live.done:
-            st.warning(f"The episode ended after {live.t} steps with return {live.total_return:.1f}. Press Reset for a new one.")
+        st.success(step_sentence(subject, attributions, run.observation, phrases(settings.env_id, names)))
+        if run.done:
+            st.warning(f"The episode ended after {run.t} steps with return {run.total_return:.1f}. Press Reset for a new one.")
 
     bars_col, timeline_col = st.columns([2, 3])
     with bars_col:
         if result.attributions.ndim == 3:
             for a in range(len(policy.info.action_names)):
                 st.plotly_chart(attribution_bars(names, result.attributions[0, a],
-                                                 title=explained_output_name(settings, policy, a)),
+                                                 title=settings.output_name(a)),
                                 key=f"bars_{a}", config={"displayModeBar": False})
         else:
             st.plotly_chart(attribution_bars(names, attributions, title=f"why {output_name}"), key="bars",
                             config={"displayModeBar": False})
         st.info(completeness_sentence(output_name, at_state, at_baseline, float(np.sum(attributions))))
-        st.caption(f"Attribution on {_backend.device_name()}: {elapsed_ms:.1f} ms, "
+        st.caption(f"Attribution on {backend.device_name()}: {elapsed_ms:.1f} ms, "
                    f"{int(result.steps[0])} path points ({settings.method}).")
     with timeline_col:
         show_timeline(settings)
@@ -158,21 +137,20 @@ def live_view():
 def show_timeline(settings):
     """Attribution over time for the episode so far; clicking a step shows its bars."""
     live = st.session_state.live
-    if live.t == 0:
+    run = live.run
+    if run.t == 0:
         st.caption("Step or play to see how the attributions move over time.")
         return
-    key = (settings.mode, settings.action_a, settings.action_b, settings.baseline_kind,
-           tuple(np.asarray(settings.baseline).round(6)), settings.steps, settings.method)
-    if live.timeline_key != key:  # new settings: the whole history again, in one batched call
-        live.timeline_key, live.timeline = key, np.zeros((0, len(names)), np.float32)
-    new = slice(len(live.timeline), live.t)
+    if live.timeline_key != settings.explanation_key:  # new settings: the whole history again, in one batched call
+        live.timeline_key, live.timeline = settings.explanation_key, np.zeros((0, len(names)), np.float32)
+    new = slice(len(live.timeline), run.t)
     if new.start < new.stop:
-        targets = [target_for(settings, a) for a in live.actions[new]]
-        found = explain_states(settings, live.observations[new], targets).attributions
+        targets = [settings.target_for(a) for a in run.actions[new]]
+        found = explain_states(settings, run.observations[new], targets).attributions
         live.timeline = np.concatenate([live.timeline, found])
     kind = st.radio("Chart", ["lines", "heatmap"], horizontal=True, key="timeline_kind", label_visibility="collapsed")
-    actions = np.asarray(live.actions)
-    figure = attribution_timeline(names, live.timeline, actions, live.rewards,
+    actions = np.asarray(run.actions)
+    figure = attribution_timeline(names, live.timeline, actions, run.rewards,
                                   None if policy.info.continuous else policy.info.action_names, kind=kind)
     event = st.plotly_chart(figure, key="timeline", on_select="rerun", selection_mode="points",
                             config={"displayModeBar": False})
@@ -192,21 +170,11 @@ live_view()
 def what_if():
     """Edit the current state and see what the agent would do, without touching the episode."""
     live = st.session_state.live
-    reference = policy.info.reference_states
-    low, high = reference.min(axis=0), reference.max(axis=0)
-    span = np.maximum(high - low, 1e-3)
-    if st.button("Load the current state") or "what_if_key" not in st.session_state or \
-            st.session_state.what_if_key != live.key:
-        st.session_state.what_if_key = live.key
-        for i, value in enumerate(live.observation):
-            st.session_state[f"what_if_{settings.env_id}_{i}"] = float(value)
-    edited = np.array([
-        st.slider(name, float(min(low[i] - 0.5 * span[i], live.observation[i])),
-                  float(max(high[i] + 0.5 * span[i], live.observation[i])),
-                  key=f"what_if_{settings.env_id}_{i}", format="%.3f")
-        for i, name in enumerate(names)], dtype=np.float32)
+    reload = st.button("Load the current state") or st.session_state.get("what_if_key") != live.key
+    st.session_state.what_if_key = live.key
+    edited = state_sliders(policy, live.run.observation, f"what_if_{settings.env_id}", reload=reload)
     action = policy.act(edited)
-    target = target_for(settings, action)
+    target = settings.target_for(action)
     result = explain_states(settings, [edited], [target])
     label = f"{float(np.asarray(action).reshape(-1)[0]):+.2f}" if policy.info.continuous else policy.info.action_names[action]
     st.markdown(f"In this state the agent would choose **{label}**.")

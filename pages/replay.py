@@ -8,42 +8,26 @@ import gymnasium as gym
 import numpy as np
 import streamlit as st
 
-from attribution import animation, exports
-from attribution.bookmarks import find_bookmarks
-from attribution.environments import phrases
-from attribution.episodes import Episode, EpisodeError, record_episode
-from attribution.fork import can_edit_state, fork_episode
-from attribution.library import DEFAULT_FOLDER, EpisodeLibrary
-from attribution.narrate import completeness_sentence, step_sentence
-from attribution.plots import attribution_bars, attribution_timeline, comparison_heatmaps
-from attribution.replay import attribute_episode, softmax
-from pages.common import (OpenEpisode, chosen_policy, environment_choices, explained_model, explained_output_name,
-                          frame_html, page_start, target_for, uploaded_policies)
+from attribution.analysis.bookmarks import find_bookmarks
+from attribution.analysis.episode_attribution import attribute_episode, softmax
+from attribution.presentation import animation, exports
+from attribution.presentation.narrate import completeness_sentence, step_sentence
+from attribution.presentation.plots import attribution_bars, attribution_timeline, comparison_heatmaps
+from attribution.rl.environments import phrases
+from attribution.rl.episodes import Episode, EpisodeError
+from attribution.rl.fork import can_edit_state, fork_episode
+from attribution.rl.library import DEFAULT_FOLDER, EpisodeLibrary
+from attribution.rl.rollout import record_episode
+from pages.common import (SPEEDS, choice_for, chosen_policy, explained_model, frame_html, is_playing, page_start,
+                          play_button, set_playing, state_sliders, stop_playing, study_episode, studied_episode,
+                          studied_step, tick_interval)
 
-SPEEDS = {"2 steps/s": 0.5, "5 steps/s": 0.2, "10 steps/s": 0.1}
 library = EpisodeLibrary(os.environ.get("ATTRIBUTION_RUNS", DEFAULT_FOLDER))
-
-
-def choice_for(episode: Episode) -> str | None:
-    """The "Environment" choice whose policy recorded ``episode``, if this session has it."""
-    if episode.policy == "shipped" and episode.env_id in environment_choices():
-        return episode.env_id
-    return next((label for label, policy in uploaded_policies().items()
-                 if policy.info.env_id == episode.env_id and policy.info.source == episode.policy), None)
-
-
-def open_episode(episode: Episode, saved_as: str | None = None) -> None:
-    """Study ``episode`` from its first step, with the policy that recorded it selected (callbacks only)."""
-    st.session_state.replay = OpenEpisode(episode, saved_as)
-    st.session_state.replay_step, st.session_state.replay_playing = 0, False
-    choice = choice_for(episode)
-    if choice and st.session_state.get("env_id") != choice:
-        st.session_state.env_id = choice
 
 
 def open_from_library(name: str) -> None:
     try:
-        open_episode(library.load(name), saved_as=name)
+        study_episode(library.load(name), saved_as=name)
     except (EpisodeError, OSError) as error:
         st.session_state.replay_error = str(error)
 
@@ -68,13 +52,13 @@ def open_upload() -> None:
 
 
 def move(delta: int) -> None:
-    episode = st.session_state.replay.episode
+    episode = studied_episode().episode
     st.session_state.replay_step = int(np.clip(st.session_state.replay_step + delta, 0, len(episode) - 1))
 
 
 def jump(step: int) -> None:
     st.session_state.replay_step = step
-    st.session_state.replay_playing = False
+    set_playing("replay", False)
 
 
 def jump_to_clicked_point() -> None:
@@ -96,7 +80,7 @@ with record_col:
         episode = record_episode(policy, settings.seed, on_step=lambda t: progress.progress(
             min(t / limit, 1.0), text=f"Recording… step {t}") if t % 10 == 0 else None)
         progress.empty()
-        open_episode(episode)
+        study_episode(episode)
 with library_col.expander(f"Episode library ({library.folder.name}/)"):
     entries = library.entries()
     if entries:
@@ -111,7 +95,7 @@ with library_col.expander(f"Episode library ({library.folder.name}/)"):
         st.caption("No saved episodes yet: record one and press “Save to library”.")
     st.file_uploader("Open an episode file (.npz)", type=["npz"], key="episode_upload", on_change=open_upload)
 
-current: OpenEpisode | None = st.session_state.get("replay")
+current = studied_episode()
 if current is None:
     st.info("Press **Record episode** to run the policy for a whole episode, or open one from the library.")
     st.stop()
@@ -126,16 +110,14 @@ def explain_episode(other: Episode, policy_key: str | None = None):
     played it (``policy_key``, an Environment choice; by default the selected one)."""
     key = policy_key or settings.policy_key
     player = chosen_policy(key)
-    targets = [target_for(settings, a) for a in other.actions]
+    targets = [settings.target_for(a) for a in other.actions]
     return attribute_episode(
-        explained_model(key, player, settings.mode, settings.action_a, settings.action_b), other,
-        targets, [explained_output_name(settings, player, t) for t in targets], settings.baseline, settings.steps,
-        settings.method, {"explain": settings.mode, "baseline": settings.baseline_kind, "steps": settings.steps,
-                          "method": settings.method})
+        explained_model(key, player, settings.output.kind, settings.action_a, settings.action_b), other, targets,
+        [settings.output_name(t, player) for t in targets], settings.baseline, settings.steps, settings.method,
+        settings.report)
 
 
-key = (settings.policy_key, settings.mode, settings.action_a, settings.action_b, settings.baseline_kind,
-       tuple(np.asarray(settings.baseline).round(6)), settings.steps, settings.method)
+key = (settings.policy_key, *settings.explanation_key)
 if current.key != key:
     with st.spinner(f"Explaining {len(episode)} steps…"):
         current.explained = explain_episode(episode)
@@ -148,27 +130,22 @@ labels = exports.action_labels(episode, action_names)
 st.caption(f"{episode.env_id} · {episode.policy} · seed {episode.seed} · {len(episode)} steps · return "
            f"{episode.total_return:.1f} · {len(episode)} states explained in {explained.seconds:.2f} s "
            f"(largest completeness gap {np.abs(explained.gap).max():.2g})")
-playing = st.session_state.get("replay_playing", False)
+playing = is_playing("replay")
 
 
-@st.fragment(run_every=SPEEDS[st.session_state.get("replay_speed", "5 steps/s")] if playing else None)
+@st.fragment(run_every=tick_interval("replay", st.session_state.get("replay_speed", "5 steps/s")))
 def cursor_view():
     """Everything that follows the cursor; playing advances it one step per tick."""
     last = len(episode) - 1
-    if st.session_state.get("replay_playing"):
+    if is_playing("replay"):
         if st.session_state.replay_step >= last:
-            st.session_state.replay_playing = False
-            st.rerun()
+            stop_playing("replay")
         move(+1)
     controls = st.columns([1, 1, 1, 1, 4])
     controls[0].button("◀", help="previous step", on_click=move, args=(-1,), width="stretch")
     controls[1].button("▶", help="next step", on_click=move, args=(+1,), width="stretch")
-    if controls[2].button("Pause" if playing else "Play", width="stretch"):
-        st.session_state.replay_playing = not playing
-        st.rerun()
-    if playing and not st.session_state.get("replay_playing"):
-        st.rerun()  # a jump stopped the play: the whole page again, so the fragment stops ticking
-    controls[3].selectbox("Speed", list(SPEEDS), index=1, key="replay_speed", label_visibility="collapsed")
+    play_button(controls[2], "replay", playing)
+    controls[3].selectbox("Speed", list(SPEEDS), index=2, key="replay_speed", label_visibility="collapsed")
     t = controls[4].slider("Step", 0, max(last, 1), key="replay_step", disabled=last == 0)
     t = min(t, last)
 
@@ -230,22 +207,13 @@ def side_by_side(label: str, shown: Episode, shown_explained, start: int, after:
 
 
 with st.expander("Fork: what if, from this step…"):
-    t = min(st.session_state.get("replay_step", 0), len(episode) - 1)
+    t = studied_step()
     ways = (["Edit the state"] if can_edit_state(episode.env_id) else []) + \
            ([] if policy.info.continuous else ["Take another action"])
     how = st.radio(f"From step {t}", ways, horizontal=True, key="fork_how") if ways else None
     edit = {}
     if how == "Edit the state":
-        reference = policy.info.reference_states
-        low, high = reference.min(axis=0), reference.max(axis=0)
-        span = np.maximum(high - low, 1e-3)
-        observation = episode.observations[t]
-        columns = st.columns(2)
-        edit["observation"] = np.array([
-            columns[i % 2].slider(name, float(min(low[i] - 0.5 * span[i], observation[i])),
-                                  float(max(high[i] + 0.5 * span[i], observation[i])), float(observation[i]),
-                                  key=f"fork_{t}_{i}", format="%.3f")
-            for i, name in enumerate(names)], dtype=np.float32)
+        edit["observation"] = state_sliders(policy, episode.observations[t], f"fork_{t}", columns=2)
     elif how == "Take another action":
         others = [a for a in range(len(action_names)) if a != int(episode.actions[t])]
         edit["action"] = st.selectbox("Instead of " + labels[t], others, format_func=action_names.__getitem__,
@@ -306,7 +274,7 @@ def html_report() -> str:
          f"Largest completeness gap, at step {worst}: " + completeness_sentence(
              explained.output_names[worst], explained.at_state[worst], explained.at_baseline[worst],
              float(explained.attributions[worst].sum(dtype=np.float64))) + "."],
-        {"explained output": settings.mode, "baseline": settings.baseline_kind, "path points": settings.steps,
+        {"explained output": settings.output.label, "baseline": settings.baseline_kind, "path points": settings.steps,
          "method": settings.method, "environment": episode.env_id, "seed": episode.seed},
         [attribution_timeline(names, explained.attributions, episode.actions, episode.rewards, action_names, kind=k)
          for k in ("heatmap", "lines")])

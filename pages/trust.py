@@ -5,23 +5,20 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from attribution import explain, trust
-from attribution.narrate import TRUST_CHECKS
-from attribution.plots import (agreement_heatmap, convergence_chart, faithfulness_chart, grouped_bars,
-                               randomisation_chart)
-from pages.common import chosen_policy, explained_model, explained_output_name, page_start, target_for
-
-WRAPPERS = {"action probability": explain.action_probabilities, "logit": explain.action_logits,
-            "log-probability": explain.action_log_probabilities, "critic value": explain.state_value,
-            "continuous action": explain.action_mean}
+from attribution.analysis import trust
+from attribution.engine.outputs import OUTPUTS
+from attribution.presentation.narrate import TRUST_CHECKS
+from attribution.presentation.plots import (agreement_heatmap, convergence_chart, faithfulness_chart, grouped_bars,
+                                            randomisation_chart)
+from pages.common import chosen_policy, explained_model, live_state, page_start, studied_episode, studied_step
 
 
 @st.cache_data(show_spinner="Running the checks…", max_entries=32)
-def run_checks(policy_key: str, mode: str, action_a: int, action_b: int, state: tuple, target: int,
+def run_checks(policy_key: str, kind: str, action_a: int, action_b: int, state: tuple, target: int,
                baselines: tuple, steps: int, method: str):
     """Every check at one state (cached: each argument is hashable, the models come from the caches)."""
     policy = chosen_policy(policy_key)
-    model = explained_model(policy_key, policy, mode, action_a, action_b)
+    model = explained_model(policy_key, policy, kind, action_a, action_b)
     x = np.array(state, np.float32)
     named = {name: np.array(values, np.float32) for name, values in baselines}
     used = named["the app's baseline"]
@@ -29,15 +26,12 @@ def run_checks(policy_key: str, mode: str, action_a: int, action_b: int, state: 
     by_baseline = trust.baseline_sensitivity(model, x, target, named)
     by_baseline["averaged over 64 reference states"] = trust.expected_gradients(model, x, target, reference[:64])
     by_method = trust.method_comparison(model, x, target, used, scale=reference.std(axis=0) + 1e-3)
-    if mode == "A rather than B":
-        wrap = lambda m: explain.action_contrast(m, action_a, action_b)  # noqa: E731
-    else:
-        wrap = WRAPPERS[mode]
     return {
         "convergence": trust.convergence(model, x, target, used, steps, method),
         "baselines": by_baseline,
         "methods": by_method,
-        "sanity": trust.randomisation_check(policy.model, wrap, x, target, used),
+        "sanity": trust.randomisation_check(policy.model, lambda m: OUTPUTS[kind].build(m, action_a, action_b), x,
+                                            target, used),
         "faithfulness": trust.faithfulness(model, x, target, by_method["integrated gradients"], used),
     }
 
@@ -48,12 +42,12 @@ settings = page_start("Can this explanation be believed?",
 policy, names = settings.policy, settings.policy.info.feature_names
 
 sources = {}
-live = st.session_state.get("live")
-if live is not None and live.key[0] == settings.policy_key:
-    sources[f"the Live page's current state (step {live.t})"] = live.observation
-replay = st.session_state.get("replay")
+live = live_state()
+if live is not None and live.policy_key == settings.policy_key:
+    sources[f"the Live page's current state (step {live.step})"] = live.observation
+replay = studied_episode()
 if replay is not None and replay.episode.env_id == settings.env_id and replay.episode.policy == policy.info.source:
-    t = min(st.session_state.get("replay_step", 0), len(replay.episode) - 1)
+    t = studied_step()
     sources[f"the Replay page's step {t}"] = replay.episode.observations[t]
 reference = policy.info.reference_states
 source = st.radio("State to check", [*sources, "a reference state"], horizontal=True, key="trust_source")
@@ -65,14 +59,14 @@ else:
 state = np.asarray(state, np.float32)
 
 action = policy.act(state)
-target = target_for(settings, action)
-output_name = explained_output_name(settings, policy, target)
+target = settings.target_for(action)
+output_name = settings.output_name(target)
 st.markdown("State: " + ", ".join(f"{name} **{value:.3g}**" for name, value in zip(names, state.reshape(-1)))
             + f". Explained: **{output_name}**.")
 
 baselines = {"the app's baseline": settings.baseline, "zeros": np.zeros_like(state),
              "mean of reference states": reference.mean(axis=0), "reference state 0": reference[0]}
-found = run_checks(settings.policy_key, settings.mode, settings.action_a, settings.action_b, tuple(state.tolist()),
+found = run_checks(settings.policy_key, settings.output.kind, settings.action_a, settings.action_b, tuple(state.tolist()),
                    target, tuple((k, tuple(np.asarray(v, float).tolist())) for k, v in baselines.items()),
                    settings.steps, settings.method)
 verdicts = {"convergence": found["convergence"].verdict, "baselines": trust.baseline_verdict(found["baselines"]),
@@ -122,7 +116,7 @@ section("faithfulness")
 faith = found["faithfulness"]
 if replay is not None and replay.explained is not None and replay.key and replay.key[0] == settings.policy_key and \
         st.toggle(f"Over every step of the Replay episode ({len(replay.episode)} steps)", key="trust_whole_episode"):
-    faith = trust.faithfulness(explained_model(settings.policy_key, policy, settings.mode, settings.action_a,
+    faith = trust.faithfulness(explained_model(settings.policy_key, policy, settings.output.kind, settings.action_a,
                                                settings.action_b),
                                replay.episode.observations, replay.explained.targets, replay.explained.attributions,
                                settings.baseline)

@@ -82,7 +82,7 @@ def test_every_shipped_environment_steps_and_reads(live, env_id):
     assert reading.startswith("The agent") and ("mostly because" in reading or "pushed against it" in reading)
 
 
-@pytest.mark.parametrize("mode", ["logit", "log-probability", "critic value", "A rather than B"])
+@pytest.mark.parametrize("mode", ["logit", "log_probability", "value", "contrast"])
 def test_explain_modes(live, mode):
     sidebar_select(live, "Explain").set_value(mode).run()
     button(live, "Step").click().run()
@@ -111,7 +111,7 @@ def test_a_bad_custom_state_gets_a_message(live, text, message):
 
 
 def test_contrasting_an_action_with_itself_is_refused(live):
-    sidebar_select(live, "Explain").set_value("A rather than B").run()
+    sidebar_select(live, "Explain").set_value("contrast").run()
     next(s for s in live.sidebar.selectbox if s.label == "A").set_value(0).run()
     next(s for s in live.sidebar.selectbox if s.label == "B").set_value(0).run()
     assert not live.exception
@@ -137,7 +137,7 @@ def test_what_if_recomputes_without_touching_the_episode(live):
 
 
 def test_an_uploaded_policy_for_another_environment_is_listed_and_explained(live):
-    from attribution.policies import POLICY_DIR
+    from attribution.rl.policies import POLICY_DIR
 
     select = sidebar_select(live, "For environment")
     select.set_value("CartPole-v0").run()
@@ -330,7 +330,7 @@ def test_trust_checks_the_live_state_and_follows_the_settings():
     assert not at.exception, at.exception
     radio = next(r for r in at.radio if r.label == "State to check")
     assert radio.value == "the Live page's current state (step 3)"
-    sidebar_select(at, "Explain").set_value("A rather than B").run()
+    sidebar_select(at, "Explain").set_value("contrast").run()
     assert not at.exception, at.exception
     assert "log P(push right) − log P(push left)" in " ".join(m.value for m in at.markdown)
     sidebar_select(at, "Environment").set_value("Pendulum-v1").run()

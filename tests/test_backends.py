@@ -9,8 +9,8 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from attribution import _backend
-from attribution.examples import paper_network_1
+from attribution.engine import backend
+from attribution.engine.examples import paper_network_1
 from networks import mlp, small_cnn
 from ig_on_backend import run_cases
 
@@ -27,7 +27,7 @@ def test_tensorflow_and_jax_agree_to_1e_5(tmp_path):
         np.save(tmp_path / f"{model.name}.npy", states.astype(np.float32))
 
     # JAX runs at its own XLA defaults, without the flag attribution sets for TensorFlow
-    xla_flags = os.environ.get("XLA_FLAGS", "").replace(_backend.YNNPACK_FUSIONS, "").strip()
+    xla_flags = os.environ.get("XLA_FLAGS", "").replace(backend.YNNPACK_FUSIONS, "").strip()
     env = dict(os.environ, KERAS_BACKEND="jax", JAX_PLATFORMS="cpu", XLA_FLAGS=xla_flags)
     subprocess.run([sys.executable, str(WORKER), str(tmp_path), str(tmp_path / "jax.npz")],
                    env=env, check=True, timeout=600)
@@ -41,7 +41,7 @@ def test_tensorflow_and_jax_agree_to_1e_5(tmp_path):
 
 
 def test_tensorflow_xla_fuses_the_mlp_gradient_into_ynnpack_kernels():
-    """The flag ``_backend`` sets at import reaches XLA: without it the 500-state MLP took 6.6 ms, not 4.2-4.7."""
+    """The flag ``backend`` sets at import reaches XLA: without it the 500-state MLP took 6.6 ms, not 4.2-4.7."""
     import tensorflow as tf
 
     model = mlp()
@@ -61,10 +61,10 @@ def test_tensorflow_xla_fuses_the_mlp_gradient_into_ynnpack_kernels():
 
 def test_jax_batch_buckets_pad_by_at_most_a_quarter():
     sizes = np.arange(1, 70_000)
-    buckets = np.array([_backend.bucket(int(n)) for n in sizes])
+    buckets = np.array([backend.bucket(int(n)) for n in sizes])
     assert np.all(buckets >= sizes) and np.all(buckets[4:] <= 1.25 * sizes[4:])
     assert len(set(buckets[(sizes > 1024) & (sizes <= 2048)])) == 4  # four compiled shapes per doubling
-    assert all(_backend.bucket(2**k) == 2**k for k in range(20))  # full power-of-two chunks are never padded
+    assert all(backend.bucket(2**k) == 2**k for k in range(20))  # full power-of-two chunks are never padded
 
 
 def test_tensors_remembered_by_contents_never_stand_for_other_arrays():
@@ -88,15 +88,15 @@ def test_tensors_remembered_by_contents_never_stand_for_other_arrays():
 
     array = np.arange(4, dtype=np.float32)
     as_matrix, as_integers = array.reshape(2, 2), array.view(np.int32)
-    tensors = [_backend._constant_tensor(a) for a in (array, as_matrix, as_integers)]
+    tensors = [backend._constant_tensor(a) for a in (array, as_matrix, as_integers)]
     assert [(t.shape, t.dtype) for t in tensors] == [((4,), tf.float32), ((2, 2), tf.float32), ((4,), tf.int32)]
-    assert _backend._constant_tensor(array.copy()) is tensors[0]
+    assert backend._constant_tensor(array.copy()) is tensors[0]
 
 
 def test_compiling_the_engine_prints_no_autograph_warning(capfd, caplog):
     """A model used whole once made autograph print 'could not parse the source code' at every compilation."""
     from attribution import integrated_gradients
-    from attribution.examples import linear_model
+    from attribution.engine.examples import linear_model
 
     model = linear_model(np.ones((3, 2), np.float32), np.zeros(2, np.float32))  # functional: used whole
     integrated_gradients(model, np.ones((1, 3), np.float32))

@@ -9,7 +9,8 @@ import keras
 import numpy as np
 import pytest
 
-from attribution import explain, integrated_gradients
+from attribution import integrated_gradients
+from attribution import explain
 
 
 def balancing_controller(obs: np.ndarray) -> int:

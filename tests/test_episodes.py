@@ -7,9 +7,9 @@ import keras
 import numpy as np
 import pytest
 
-from attribution.episodes import (Episode, EpisodeError, Frames, load_episode, record_episode,
-                                  replay_observations, save_episode)
-from attribution.policies import policy_from_model
+from attribution.rl.episodes import Episode, EpisodeError, Frames, load_episode, save_episode
+from attribution.rl.rollout import record_episode, replay_observations
+from attribution.rl.policies import policy_from_model
 
 
 def random_policy(env_id, n_in, n_out, head="logits", seed=0):

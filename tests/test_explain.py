@@ -4,7 +4,8 @@ import keras
 import numpy as np
 import pytest
 
-from attribution import explain, integrated_gradients
+from attribution import integrated_gradients
+from attribution import explain
 
 
 def actor_critic(n_obs=4, n_actions=3, seed=0) -> keras.Model:

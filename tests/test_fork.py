@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from attribution.episodes import record_episode
-from attribution.fork import can_edit_state, fork_episode
-from attribution.policies import load_policy
+from attribution.rl.fork import can_edit_state, fork_episode
+from attribution.rl.policies import load_policy
 
 
 @pytest.fixture(scope="module")

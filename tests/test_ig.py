@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from attribution import IGResult, integrated_gradients
-from attribution.quadrature import METHODS
-from attribution.examples import linear_model, paper_network_1, paper_network_2
+from attribution.engine.quadrature import METHODS
+from attribution.engine.examples import linear_model, paper_network_1, paper_network_2
 from networks import mlp, small_cnn
 
 
@@ -148,7 +148,7 @@ def test_chunked_equals_unchunked(batch_size, rng):
 
 
 def test_image_policy_chunked_under_a_small_memory_budget(rng, monkeypatch):
-    import attribution.ig as ig
+    import attribution.engine.ig as ig
 
     model, states = small_cnn(), rng.uniform(size=(5, 12, 12, 2))
     whole = integrated_gradients(model, states, steps=32, refine=False)
@@ -161,7 +161,7 @@ def test_image_policy_chunked_under_a_small_memory_budget(rng, monkeypatch):
 
 def test_the_memory_budget_counts_the_layers_inside_a_wrapped_policy():
     from attribution import explain
-    from attribution.ig import MEMORY_BUDGET_BYTES, _rows_per_call
+    from attribution.engine.ig import MEMORY_BUDGET_BYTES, _rows_per_call
 
     obs = keras.Input((4,))
     hidden = keras.layers.Dense(64, activation="tanh")(obs)
@@ -174,13 +174,13 @@ def test_the_memory_budget_counts_the_layers_inside_a_wrapped_policy():
 
 
 def test_no_retracing_when_n_or_targets_change(rng):
-    from attribution import _backend
-    from attribution.ig import _explain_paths
+    from attribution.engine import backend
+    from attribution.engine.ig import _explain_paths
 
     model = mlp()
     for n, target in [(1, None), (5, 0), (17, "all"), (3, np.array([2, 1, 0]))]:
         integrated_gradients(model, rng.normal(size=(n, 4)), target=target, steps=8 * n)
-    compiled = [key for key in _backend._cache[model] if isinstance(key, tuple) and _explain_paths in key]
+    compiled = [key for key in backend._cache[model] if isinstance(key, tuple) and _explain_paths in key]
     assert len(compiled) == 1  # one compiled function for every N, target and steps
 
 

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from attribution.environments import ENVIRONMENTS, Phrase, phrases
-from attribution.narrate import completeness_sentence, step_sentence
+from attribution.rl.environments import ENVIRONMENTS, Phrase, phrases
+from attribution.presentation.narrate import completeness_sentence, step_sentence
 
 CARTPOLE = ENVIRONMENTS["CartPole-v1"].phrases
 

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from attribution.plots import MAX_COLUMNS, PUSHES_DOWN, PUSHES_UP, attribution_bars, attribution_timeline
+from attribution.presentation.plots import MAX_COLUMNS, PUSHES_DOWN, PUSHES_UP, attribution_bars, attribution_timeline
 
 
 def test_bars_are_sorted_by_magnitude_with_signed_colours():
@@ -59,7 +59,7 @@ def test_timeline_kind_is_checked():
 
 
 def test_trust_charts_draw_what_they_are_given():
-    from attribution.plots import agreement_heatmap, convergence_chart, faithfulness_chart, grouped_bars, randomisation_chart
+    from attribution.presentation.plots import agreement_heatmap, convergence_chart, faithfulness_chart, grouped_bars, randomisation_chart
 
     convergence = convergence_chart((8, 16), {"gausslegendre": np.array([1e-3, 1e-4]), "riemann_left": np.array([0.2, 0.1])},
                                     16, "gausslegendre")

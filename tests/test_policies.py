@@ -9,9 +9,11 @@ import keras
 import numpy as np
 import pytest
 
-from attribution import evaluate, explain, integrated_gradients
-from attribution.environments import ENVIRONMENTS
-from attribution.policies import (POLICY_DIR, PolicyError, load_policy, load_policy_file, load_uploaded_policy,
+from attribution import integrated_gradients
+from attribution.training import evaluate
+from attribution import explain
+from attribution.rl.environments import ENVIRONMENTS
+from attribution.rl.policies import (POLICY_DIR, PolicyError, load_policy, load_policy_file, load_uploaded_policy,
                                   policy_from_model, shipped_env_ids)
 
 MUST_REACH = {"CartPole-v1": 475, "LunarLander-v3": 200, "Acrobot-v1": -100, "MountainCar-v0": -120, "Pendulum-v1": -250}

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from attribution.quadrature import MAX_STEPS, METHODS, quadrature_rule
+from attribution.engine.quadrature import MAX_STEPS, METHODS, quadrature_rule
 
 
 @pytest.mark.parametrize("method", METHODS)

@@ -8,14 +8,15 @@ import re
 import numpy as np
 import pytest
 
-from attribution import explain, integrated_gradients
-from attribution.bookmarks import find_bookmarks
+from attribution import integrated_gradients
+from attribution import explain
+from attribution.analysis.bookmarks import find_bookmarks
 from attribution.episodes import EpisodeError, record_episode, save_episode
-from attribution.exports import CSV_COLUMNS, html_report, to_csv, to_json
-from attribution.library import EpisodeLibrary
-from attribution.plots import attribution_timeline, downsample_extremes
-from attribution.policies import load_policy
-from attribution.replay import attribute_episode, softmax
+from attribution.presentation.exports import CSV_COLUMNS, html_report, to_csv, to_json
+from attribution.rl.library import EpisodeLibrary
+from attribution.presentation.plots import attribution_timeline, downsample_extremes
+from attribution.rl.policies import load_policy
+from attribution.analysis.episode_attribution import attribute_episode, softmax
 
 ACTIONS = ("left", "right")
 
@@ -160,7 +161,7 @@ def test_gif_and_mp4_show_the_frame_beside_the_bars(cartpole):
     import av
     from PIL import Image
 
-    from attribution.animation import PANEL_WIDTH, storyboard, to_gif, to_mp4
+    from attribution.presentation.animation import PANEL_WIDTH, storyboard, to_gif, to_mp4
 
     policy, episode, _, explained = cartpole
     images = storyboard(episode.frames, explained.attributions, policy.info.feature_names,
@@ -180,14 +181,14 @@ def test_gif_and_mp4_show_the_frame_beside_the_bars(cartpole):
 
 
 def test_a_storyboard_needs_one_frame_per_step():
-    from attribution.animation import storyboard
+    from attribution.presentation.animation import storyboard
 
     with pytest.raises(ValueError, match="need one frame per step; received 2 frames for 3 steps"):
         storyboard([np.zeros((4, 4, 3), np.uint8)] * 2, np.zeros((3, 2)), ["a", "b"], ["", "", ""])
 
 
 def test_comparison_shows_both_episodes_and_their_difference_at_matched_steps():
-    from attribution.plots import comparison_heatmaps
+    from attribution.presentation.plots import comparison_heatmaps
 
     first, second = np.arange(12.0).reshape(6, 2), np.ones((4, 2))
     figure = comparison_heatmaps(["a", "b"], first, second, "A", "B")

@@ -1,12 +1,14 @@
-"""Integrating after the first layer's affine map (``attribution/_split.py``) changes the work,
+"""Integrating after the first layer's affine map (``attribution/engine/split.py``) changes the work,
 never the attributions."""
 
 import keras
 import numpy as np
 import pytest
 
-from attribution import _backend, _split, integrated_gradients
-from attribution.examples import linear_model
+from attribution import integrated_gradients
+from attribution.engine import backend
+from attribution.engine import split as splitting
+from attribution.engine.examples import linear_model
 from networks import mlp, small_cnn
 
 
@@ -33,9 +35,9 @@ SPLIT_MODELS = {
 def test_split_after_the_first_layer_gives_the_whole_models_attributions(name, jit_compile, rng):
     model = SPLIT_MODELS[name]()
     obs = tuple(model.inputs[0].shape[1:])
-    assert _backend.split(model, obs).at_first_layer
+    assert backend.split(model, obs).at_first_layer
     whole = keras.Model(model.inputs[0], model(model.inputs[0]))  # a functional wrapper is not split
-    assert not _backend.split(whole, obs).at_first_layer
+    assert not backend.split(whole, obs).at_first_layer
 
     states, baseline = rng.normal(size=(7, *obs)), rng.normal(size=obs) * 0.5
     for target in (None, "all"):
@@ -53,7 +55,7 @@ def test_a_split_linear_model_stays_exact(rng):
     weights, bias = rng.normal(size=(5, 3)), rng.normal(size=3)
     model = keras.Sequential([keras.Input((5,)), keras.layers.Dense(3), keras.layers.Activation("linear")])
     model.layers[0].set_weights([weights, bias])
-    assert _backend.split(model, (5,)).at_first_layer
+    assert backend.split(model, (5,)).at_first_layer
     states, baseline = rng.normal(size=(10, 5)) * 3, rng.normal(size=5)
     result = integrated_gradients(model, states, baseline=baseline, target="all", steps=3, method="riemann_left")
     np.testing.assert_allclose(result.attributions, (states - baseline)[:, None, :] * weights.T[None], rtol=1e-5, atol=1e-5)
@@ -68,12 +70,12 @@ def test_a_split_linear_model_stays_exact(rng):
 ], ids=["functional", "normalization first", "causal Conv1D", "single layer", "widening first layer"])
 def test_other_models_are_used_whole(model):
     model = model()
-    assert not _split.split(model, tuple(model.inputs[0].shape[1:])).at_first_layer
+    assert not splitting.split_model(model, tuple(model.inputs[0].shape[1:])).at_first_layer
 
 
 def test_a_split_that_does_not_reproduce_the_model_is_not_used(monkeypatch):
     model = small_cnn()
-    assert _split.split(model, (12, 12, 2)).at_first_layer
+    assert splitting.split_model(model, (12, 12, 2)).at_first_layer
     wrong_head = lambda layer: (lambda x: layer.convolution_op(x, layer.kernel) + 1.0)  # noqa: E731
-    monkeypatch.setattr(_split, "_affine_part", wrong_head)  # a bias the layer does not have
-    assert not _split.split(model, (12, 12, 2)).at_first_layer
+    monkeypatch.setattr(splitting, "_affine_part", wrong_head)  # a bias the layer does not have
+    assert not splitting.split_model(model, (12, 12, 2)).at_first_layer

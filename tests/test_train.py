@@ -4,13 +4,13 @@ import json
 
 import numpy as np
 
-from attribution import train
-from attribution.policies import load_policy_file
+from attribution.training import ppo, train
+from attribution.rl.policies import load_policy_file
 
 
 def test_running_mean_std_matches_numpy_over_batches():
     data = np.random.default_rng(0).normal(3.0, 2.0, size=(1000, 3))
-    stats = train.RunningMeanStd((3,))
+    stats = ppo.RunningMeanStd((3,))
     for chunk in np.array_split(data, 7):
         stats.update(chunk)
     np.testing.assert_allclose(stats.mean, data.mean(axis=0), rtol=1e-4)
@@ -21,7 +21,7 @@ def test_gae_with_lambda_one_is_the_discounted_return_minus_the_value():
     rewards = np.array([[1.0], [2.0], [3.0]], np.float32)
     values = np.array([[0.5], [0.25], [0.125]], np.float32)
     buffers = {"rewards": rewards, "values": values, "dones": np.zeros_like(rewards)}
-    advantages = train.gae(buffers, last_values=np.array([4.0], np.float32), gamma=0.9, lam=1.0)
+    advantages = ppo.gae(buffers, last_values=np.array([4.0], np.float32), gamma=0.9, lam=1.0)
     returns = [1 + 0.9 * 2 + 0.81 * 3 + 0.729 * 4, 2 + 0.9 * 3 + 0.81 * 4, 3 + 0.9 * 4]
     np.testing.assert_allclose(advantages[:, 0], np.array(returns) - values[:, 0], rtol=1e-6)
 
@@ -29,7 +29,7 @@ def test_gae_with_lambda_one_is_the_discounted_return_minus_the_value():
 def test_gae_stops_at_the_end_of_an_episode():
     buffers = {"rewards": np.ones((2, 1), np.float32), "values": np.zeros((2, 1), np.float32),
                "dones": np.array([[1.0], [0.0]], np.float32)}
-    advantages = train.gae(buffers, last_values=np.array([100.0], np.float32), gamma=0.9, lam=0.95)
+    advantages = ppo.gae(buffers, last_values=np.array([100.0], np.float32), gamma=0.9, lam=0.95)
     assert advantages[0, 0] == 1.0  # nothing flows back across the episode boundary
     assert advantages[1, 0] == 1.0 + 0.9 * 100.0
 

@@ -4,10 +4,11 @@ import keras
 import numpy as np
 import pytest
 
-from attribution import explain, integrated_gradients
-from attribution.examples import linear_model
-from attribution.policies import load_policy
-from attribution.trust import (agreement, baseline_sensitivity, baseline_verdict, convergence, expected_gradients,
+from attribution import integrated_gradients
+from attribution import explain
+from attribution.engine.examples import linear_model
+from attribution.rl.policies import load_policy
+from attribution.analysis.trust import (agreement, baseline_sensitivity, baseline_verdict, convergence, expected_gradients,
                                faithfulness, gradients, method_comparison, method_verdict, randomisation_check, spearman)
 from networks import mlp
 

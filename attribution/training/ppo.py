@@ -1,34 +1,24 @@
-"""Train a shipped policy: PPO with an actor-critic in Keras, one environment per command.
+"""PPO with an actor-critic in Keras: how the shipped discrete-action policies were trained.
 
-    python -m attribution.train CartPole-v1 --seed 0           # writes assets/policies/CartPole-v1.keras + .json
-
-One readable loop in the style of CleanRL's ``ppo.py``: a typed config, a ``make_env`` factory,
+One readable loop in the style of CleanRL's ``ppo.py``: a typed config, an environment factory,
 explicit seeding. Observations (and, where the config says so, rewards) are normalised by running
 statistics during training; the shipped model folds the observation normalisation into its first
 layer, so it takes the raw observations the environment returns and attributions come out in the
-environment's own units. Hyper-parameters follow the RL Baselines3 Zoo's tuned PPO settings.
+environment's own units. Run through ``python -m attribution.training.train``.
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
-import os
 import sys
 import time
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import gymnasium as gym
+import keras
+import numpy as np
+import tensorflow as tf
 
-import gymnasium as gym  # noqa: E402
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
-
-from attribution.evaluate import evaluate  # noqa: E402
-from attribution.policies import POLICY_DIR, policy_from_model, save_policy  # noqa: E402
-from attribution.td3 import TD3Config, train_td3  # noqa: E402
-
-N_REFERENCE_STATES = 256
+from attribution.rl.environments import make_env
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,23 +41,10 @@ class PPOConfig:
     initial_log_std: float = 0.0    # continuous actions only
 
 
-CONFIGS: dict[str, PPOConfig | TD3Config] = {
-    "CartPole-v1": PPOConfig(total_steps=100_000, n_envs=8, n_steps=32, minibatch_size=256, n_epochs=20,
-                             gamma=0.98, gae_lambda=0.8, learning_rate=1e-3),
-    "LunarLander-v3": PPOConfig(total_steps=1_000_000, n_envs=16, n_steps=1024, minibatch_size=64, n_epochs=4,
-                                gamma=0.999, gae_lambda=0.98, entropy_coef=0.01),
-    "Acrobot-v1": PPOConfig(total_steps=500_000, n_envs=16, n_steps=256, n_epochs=4, gae_lambda=0.94,
-                            normalize_reward=True),
-    "MountainCar-v0": PPOConfig(total_steps=1_000_000, n_envs=16, n_steps=16, n_epochs=4, gae_lambda=0.98,
-                                normalize_reward=True),
-    "Pendulum-v1": TD3Config(total_steps=30_000),  # see attribution/td3.py for why not PPO
-}
-
-
-def make_env(env_id: str, seed: int, index: int):
+def env_factory(env_id: str, seed: int, index: int):
+    """One training environment of the vector: the policy's own (``make_env``), counting returns."""
     def thunk():
-        env = gym.make(env_id)
-        env = gym.wrappers.RecordEpisodeStatistics(env)
+        env = gym.wrappers.RecordEpisodeStatistics(make_env(env_id))
         env.action_space.seed(seed + index)
         return env
     return thunk
@@ -113,10 +90,10 @@ def with_observation_normalization(network: keras.Model, mean: np.ndarray, var: 
     return keras.Model(raw, network(normalized), name="policy")
 
 
-def train(env_id: str, seed: int, config: PPOConfig):
+def train_ppo(env_id: str, seed: int, config: PPOConfig):
     """Returns (shipped model, obs statistics, log_std or None, steps trained)."""
     keras.utils.set_random_seed(seed)
-    envs = gym.vector.SyncVectorEnv([make_env(env_id, seed, i) for i in range(config.n_envs)],
+    envs = gym.vector.SyncVectorEnv([env_factory(env_id, seed, i) for i in range(config.n_envs)],
                                     autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
     continuous = isinstance(envs.single_action_space, gym.spaces.Box)
     n_obs = envs.single_observation_space.shape[0]
@@ -245,33 +222,3 @@ def progress_line(done, total, steps, start, returns, losses):
     elif done == total or done % max(1, total // 10) == 0:
         sys.stderr.write(line + "\n")
     sys.stderr.flush()
-
-
-def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("env_id", choices=sorted(CONFIGS))
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--total-steps", type=int, help="override the config's training length")
-    parser.add_argument("--out", default=str(POLICY_DIR), help="folder for ENV_ID.keras and ENV_ID.json")
-    parser.add_argument("--eval-episodes", type=int, default=100)
-    args = parser.parse_args(argv)
-    config = CONFIGS[args.env_id]
-    if args.total_steps:
-        config = dataclasses.replace(config, total_steps=args.total_steps)
-    print(f"training {args.env_id}, seed {args.seed}: {config}", file=sys.stderr)
-    start = time.time()
-    trainer = train_td3 if isinstance(config, TD3Config) else train
-    model, log_std, steps = trainer(args.env_id, args.seed, config)
-    minutes = (time.time() - start) / 60
-    returns, states = evaluate(policy_from_model(model, args.env_id), args.env_id, args.eval_episodes)
-    reference = states[np.random.default_rng(args.seed).choice(len(states), min(N_REFERENCE_STATES, len(states)), replace=False)]
-    path = save_policy(model, args.env_id, args.out, seed=args.seed, training_steps=steps, training_minutes=round(minutes, 1),
-                       eval_return_mean=float(returns.mean()), eval_return_std=float(returns.std()),
-                       eval_episodes=args.eval_episodes, action_log_std=log_std, reference_states=reference,
-                       config=dataclasses.asdict(config))
-    print(f"{args.env_id}: mean return {returns.mean():.1f} ± {returns.std():.1f} over {args.eval_episodes} "
-          f"evaluation episodes after {steps:,} steps ({minutes:.1f} min); saved {path}", file=sys.stderr)
-
-
-if __name__ == "__main__":
-    main()

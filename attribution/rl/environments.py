@@ -1,12 +1,17 @@
-"""What the shipped environments' numbers mean, in words a person understands.
+"""The environments: how each is made for its policy (``make_env``), and what its numbers mean in
+words a person understands.
 
 Feature names carry their units where the environment documents them; action names are plain
-words ("push left"), so that charts and sentences read without a manual.
+words ("push left"), so that charts and sentences read without a manual. Adding an environment
+with another kind of observation means one ``EnvironmentInfo`` here: its wrappers and its names.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
+
+import gymnasium as gym
 
 
 @dataclasses.dataclass(frozen=True)
@@ -26,6 +31,7 @@ class EnvironmentInfo:
     action_names: tuple[str, ...]  # one per discrete action, or one per continuous action dimension
     phrases: tuple[Phrase, ...] = ()  # one per feature, for plain-language readings
     continuous: bool = False
+    wrappers: tuple[Callable[[gym.Env], gym.Env], ...] = ()  # applied in order after gym.make
 
 
 ENVIRONMENTS: dict[str, EnvironmentInfo] = {
@@ -76,6 +82,20 @@ ENVIRONMENTS: dict[str, EnvironmentInfo] = {
         continuous=True,
     ),
 }
+
+
+def make_env(env_id: str, render_mode: str | None = None) -> gym.Env:
+    """The environment a policy for ``env_id`` acts in: ``gym.make`` and the wrappers its observations
+    need. ``render_mode="rgb_array"`` makes ``env.render()`` return the frame, uint8 (H, W, 3).
+
+    Raises ValueError when ``env_id`` is not an installed Gymnasium environment.
+    """
+    if not isinstance(env_id, str) or env_id not in gym.registry:
+        raise ValueError(f"unknown environment id {env_id!r}: it is not an installed Gymnasium environment.")
+    env = gym.make(env_id, render_mode=render_mode)
+    for wrap in ENVIRONMENTS[env_id].wrappers if env_id in ENVIRONMENTS else ():
+        env = wrap(env)
+    return env
 
 
 def feature_names(env_id: str, n_features: int) -> tuple[str, ...]:

@@ -1,4 +1,4 @@
-"""What gets explained: small wrappers that turn a policy into the model the engine explains.
+"""What gets explained: the registry of explained outputs, and the wrappers that build each one.
 
 A policy is a ``keras.Model`` from observations (batch, *obs_shape) to either one array or a
 dict of named heads. The heads this project's policies expose:
@@ -15,9 +15,18 @@ once and reuse it.
 >>> policy = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
 >>> action_probabilities(policy).output_shape
 (None, 2)
+
+``OUTPUTS`` names every kind once, for the pages, the trust checks and batch jobs alike:
+
+>>> output = OUTPUTS["probability"]
+>>> output.label, output.target(1), output.output_name(("left", "right"), 1)
+('action probability', 1, 'P(right)')
 """
 
 from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
 
 import keras
 import numpy as np
@@ -103,4 +112,70 @@ def _select_head(outputs, head: str, policy: keras.Model):
 
 
 def _head_width(policy: keras.Model, head: str) -> int:
-    return int(_select_head(policy.output, head, policy).shape[-1])
+    observation = keras.KerasTensor((1, *policy.inputs[0].shape[1:]), dtype="float32")
+    return int(_select_head(policy.compute_output_spec(observation), head, policy).shape[-1])
+
+
+@dataclasses.dataclass(frozen=True)
+class ExplainedOutput:
+    """One kind of output the engine can explain.
+
+    kind: its key in ``OUTPUTS``, used in code, settings and files ("probability").
+    label: its name for people, as the sidebar lists it ("action probability").
+    head: the policy head it reads; a policy supports it when it has that head.
+    wrapper: the wrapper above that builds the explained model from the policy model.
+    per_action: one output per action, of which the chosen action's is explained; otherwise
+        the model has one output that is always explained (index 0).
+    name_format: what the explained output reads as, with {action} (the explained action's name),
+        {a} and {b} (a contrast's two actions).
+    is_actions_score: the output is the chosen action's own score (a probability, a mean), so a
+        sentence about the action needs no extra number; V(s) or a contrast gets its value said.
+    contrasts: the wrapper takes two actions (``build(model, action_a, action_b)``).
+    """
+
+    kind: str
+    label: str
+    head: str
+    wrapper: Callable[..., keras.Model]
+    per_action: bool
+    name_format: str
+    is_actions_score: bool = True
+    contrasts: bool = False
+
+    def supports(self, heads) -> bool:
+        """Whether a policy with these heads ("logits", "value", ...) has this output."""
+        return self.head in heads
+
+    def build(self, policy: keras.Model, action_a: int = 1, action_b: int = 0) -> keras.Model:
+        """The explained model: policy observations (batch, *obs_shape) -> (batch, n_outputs)."""
+        return self.wrapper(policy, action_a, action_b) if self.contrasts else self.wrapper(policy)
+
+    def target(self, action) -> int:
+        """The output index explained when the agent took ``action`` (an int, or a continuous action)."""
+        return int(action) if self.per_action else 0
+
+    def output_name(self, action_names, target: int, action_a: int = 1, action_b: int = 0) -> str:
+        """What output ``target`` is, for people: "P(push left)", "V(s)", ..."""
+        names = tuple(action_names)
+
+        def name(index: int) -> str:
+            return names[index] if 0 <= index < len(names) else f"output {index}"
+
+        return self.name_format.format(action=name(target), a=name(action_a), b=name(action_b))
+
+
+OUTPUTS: dict[str, ExplainedOutput] = {output.kind: output for output in (
+    ExplainedOutput("probability", "action probability", "logits", action_probabilities, True, "P({action})"),
+    ExplainedOutput("logit", "logit", "logits", action_logits, True, "logit({action})"),
+    ExplainedOutput("log_probability", "log-probability", "logits", action_log_probabilities, True, "log P({action})"),
+    ExplainedOutput("q_value", "Q-value", "q_values", q_values, True, "Q(s, {action})"),
+    ExplainedOutput("mean", "continuous action", "mean", action_mean, False, "mean {action}"),
+    ExplainedOutput("value", "critic value", "value", state_value, False, "V(s)", is_actions_score=False),
+    ExplainedOutput("contrast", "A rather than B", "logits", action_contrast, False, "log P({a}) − log P({b})",
+                    is_actions_score=False, contrasts=True),
+)}
+
+
+def outputs_for(heads) -> list[ExplainedOutput]:
+    """The outputs a policy with these heads supports, the default (its actor's) first."""
+    return [output for output in OUTPUTS.values() if output.supports(heads)]

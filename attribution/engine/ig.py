@@ -9,7 +9,7 @@ points go through the model together: one (paths * steps, *shape) tensor per
 compiled call, built on the device from the states and baselines, chunked along
 that flattened axis when it would exceed the memory budget. For a Sequential model
 that starts with a Dense or convolution layer, the path is built after that layer's
-affine map, which gives the same integral for less work (``_split.py``).
+affine map, which gives the same integral for less work (``split.py``).
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ import keras
 import numpy as np
 from keras import ops
 
-from attribution import _backend
-from attribution.quadrature import MAX_STEPS, check_method, check_steps, quadrature_rule
+from attribution.engine import backend
+from attribution.engine.quadrature import MAX_STEPS, check_method, check_steps, quadrature_rule
 
 MEMORY_BUDGET_BYTES = 256 * 2**20  # interpolated rows and their activations, per compiled call on a CPU
 
@@ -93,7 +93,7 @@ def integrated_gradients(
             states meet 1% at 64 Gauss-Legendre points and cost nothing more; a policy whose
             probability jumps along the path (a sharp decision boundary) gets the points it needs.
             False computes exactly ``steps`` points.
-        jit_compile: XLA on or off; None chooses per device and model (see ``_backend``).
+        jit_compile: XLA on or off; None chooses per device and model (see ``backend``).
 
     Returns:
         IGResult. Raises ValueError, naming the received value, on bad input.
@@ -108,12 +108,12 @@ def integrated_gradients(
         max_steps = check_steps(max_steps, method)
         if isinstance(rtol, bool) or not isinstance(rtol, (int, float)) or not 0 < rtol < 1:
             raise ValueError(f"rtol must be a number between 0 and 1; received {rtol!r}.")
-    n_outputs = _backend.output_size(model, obs_shape)
+    n_outputs = backend.output_size(model, obs_shape)
     per_path = _check_target(target, len(states), n_outputs)  # (N, K); -1 = the argmax, found in the call
     if jit_compile is None:
-        jit_compile = _backend.default_jit_compile(model)
-    run = _backend.compiled(model, obs_shape, _explain_paths, jit_compile)
-    rows_per_call = batch_size or _backend.cached(model, ("rows_per_call", obs_shape), lambda: _rows_per_call(model, obs_shape))
+        jit_compile = backend.default_jit_compile(model)
+    run = backend.compiled(model, obs_shape, _explain_paths, jit_compile)
+    rows_per_call = batch_size or backend.cached(model, ("rows_per_call", obs_shape), lambda: _rows_per_call(model, obs_shape))
     n, k = per_path.shape
 
     def attribute(index: np.ndarray | slice, n_steps: int):
@@ -153,7 +153,7 @@ def integrated_gradients(
 def _explain_paths(split, vjp, x, x0, targets, alphas, weights):
     """The compiled core, in keras.ops: one forward and one backward pass over every path point.
 
-    The path is built after the model's affine head (``_split.py``; the identity for most models):
+    The path is built after the model's affine head (``split.py``; the identity for most models):
     z = (1 - alpha) head(x') + alpha head(x), which is head at the input path's point. Each path also
     carries its two ends (alpha = 0 and 1, weight 0), so the same pass gives F(x') and F(x) for the
     completeness check.
@@ -218,10 +218,10 @@ def _rows_per_call(model, obs_shape) -> int:
     floats = math.prod(obs_shape)
     try:  # nested models (the explain wrappers) count once per layer inside them; dict outputs count every head
         floats += sum(math.prod(d or 1 for d in tensor.shape[1:])
-                      for layer in _backend.all_layers(model) for tensor in keras.tree.flatten(layer.output))
+                      for layer in backend.all_layers(model) for tensor in keras.tree.flatten(layer.output))
     except (AttributeError, ValueError):  # a subclassed model has no symbolic outputs: assume wide layers
         floats *= 16
-    budget = _backend.accelerator_memory_bytes() // 4 or MEMORY_BUDGET_BYTES
+    budget = backend.accelerator_memory_bytes() // 4 or MEMORY_BUDGET_BYTES
     return max(1, budget // (3 * 4 * floats))
 
 

@@ -3,7 +3,7 @@
 PPO's Gaussian policy learns Pendulum slowly without state-dependent exploration; TD3 learns it in
 tens of thousands of steps. The shipped model has the same heads as the PPO ones: "mean" (the
 actor's deterministic action) and "value" (the critic's Q(s, mean(s)), the value of following the
-actor from s). Run through ``python -m attribution.train Pendulum-v1``.
+actor from s). Run through ``python -m attribution.training.train Pendulum-v1``.
 """
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ import gymnasium as gym
 import keras
 import numpy as np
 import tensorflow as tf
+
+from attribution.rl.environments import make_env
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,7 +68,7 @@ def train_td3(env_id: str, seed: int, config: TD3Config):
     """Returns (shipped model, exploration log-std for sampled rollouts, steps trained)."""
     keras.utils.set_random_seed(seed)
     rng = np.random.default_rng(seed)
-    env = gym.wrappers.RecordEpisodeStatistics(gym.make(env_id))
+    env = gym.wrappers.RecordEpisodeStatistics(make_env(env_id))
     env.action_space.seed(seed)
     n_obs, high = env.observation_space.shape[0], env.action_space.high.astype(np.float32)
     n_actions = len(high)

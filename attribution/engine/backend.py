@@ -5,7 +5,7 @@ The engine (``ig.py``) is written in ``keras.ops`` against one function this mod
     vjp(fn, inputs) -> (fn(inputs), pullback)     pullback(cotangents) = d sum(fn(inputs) * cotangents) / d inputs
 
 as ``jax.vjp`` has it (one forward pass serves the outputs and the gradients), and the model split
-as tail(head(x)) (``_split.py``). This module compiles the engine's code once per model and
+as tail(head(x)) (``split.py``). This module compiles the engine's code once per model and
 observation shape.
 
 TensorFlow compiles with ``tf.function`` and a ``None`` batch dimension, so a new N or new
@@ -25,7 +25,7 @@ import weakref
 import keras
 import numpy as np
 
-from attribution import _split
+from attribution.engine.split import Split, split_model
 
 BACKEND = keras.backend.backend()
 if BACKEND not in ("tensorflow", "jax"):
@@ -154,9 +154,9 @@ def compiled(model: keras.Model, obs_shape: tuple, body, jit_compile: bool):
                   lambda: build(model, obs_shape, functools.partial(body, split(model, obs_shape)), bool(jit_compile)))
 
 
-def split(model: keras.Model, obs_shape: tuple) -> _split.Split:
-    """``model`` as tail(head(x)), head affine where it can be (``_split.py``), cached per model."""
-    return cached(model, ("split", obs_shape), lambda: _split.split(model, obs_shape))
+def split(model: keras.Model, obs_shape: tuple) -> Split:
+    """``model`` as tail(head(x)), head affine where it can be (``split.py``), cached per model."""
+    return cached(model, ("split", obs_shape), lambda: split_model(model, obs_shape))
 
 
 def compiled_call(model: keras.Model):

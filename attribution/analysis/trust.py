@@ -18,9 +18,9 @@ import dataclasses
 import keras
 import numpy as np
 
-from attribution import _backend
-from attribution.ig import integrated_gradients
-from attribution.quadrature import METHODS
+from attribution.engine import backend
+from attribution.engine.ig import integrated_gradients
+from attribution.engine.quadrature import METHODS
 
 STEPS_TRIED = (8, 16, 32, 64, 128, 256, 512)
 
@@ -182,7 +182,7 @@ def randomisation_check(policy_model: keras.Model, wrap, state, target: int, bas
     copy.set_weights(trained)
     explained = wrap(copy)  # one copy for every draw, so the engine compiles it once
     state = np.asarray(state, np.float32)[None]
-    layers = [layer for layer in _backend.all_layers(copy) if layer.trainable_weights and not getattr(layer, "layers", None)]
+    layers = [layer for layer in backend.all_layers(copy) if layer.trainable_weights and not getattr(layer, "layers", None)]
     rng = np.random.default_rng(seed)
     original = integrated_gradients(explained, state, baseline, target).attributions[0]
     similarity, magnitude, first_draw = np.zeros(len(layers)), [], [original]
@@ -253,7 +253,7 @@ def faithfulness(model, states, targets, attributions, baseline=None, random_ord
     deleted = np.where(switched, base, states[None, :, None, :])
     inserted = np.where(switched, states[None, :, None, :], base)
     rows = np.stack([deleted, inserted], axis=2).reshape(-1, *model_shape)                       # (1+R, N, 2, F+1)
-    outputs = np.asarray(_backend.compiled_call(model)(rows), dtype=float).reshape(*orders.shape[:2], 2, f + 1, -1)
+    outputs = np.asarray(backend.compiled_call(model)(rows), dtype=float).reshape(*orders.shape[:2], 2, f + 1, -1)
     curves = np.take_along_axis(outputs, targets[None, :, None, None, None], axis=4)[..., 0]     # (1 + R, N, 2, F + 1)
     choice = outputs[0, :, 0].argmax(axis=2)                                                      # (N, F + 1)
     flips = [int(np.flatnonzero(row != row[0])[0]) for row in choice if (row != row[0]).any()]

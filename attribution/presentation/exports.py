@@ -13,8 +13,8 @@ import json
 import numpy as np
 import plotly.io
 
-from attribution.episodes import Episode
-from attribution.replay import EpisodeAttribution
+from attribution.rl.episodes import Episode
+from attribution.analysis.episode_attribution import EpisodeAttribution
 
 CSV_COLUMNS = ("step", "feature", "action", "explained output", "attribution", "observation value")
 

@@ -1,6 +1,6 @@
 """Re-measure a shipped policy: mean and std of its return over evaluation episodes.
 
-    python -m attribution.evaluate CartPole-v1 --episodes 100
+    python -m attribution.training.evaluate CartPole-v1 --episodes 100
 
 Evaluation seeds start at EVAL_SEED (far from any training seed), so the figures are on
 episodes the policy never trained on. Actions are greedy (the argmax, or the mean).
@@ -14,8 +14,9 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import gymnasium as gym  # noqa: E402
 import numpy as np  # noqa: E402
+
+from attribution.rl.rollout import greedy_rollouts  # noqa: E402
 
 EVAL_SEED = 1_000_000
 
@@ -24,23 +25,11 @@ def evaluate(policy, env_id: str, episodes: int, first_seed: int = EVAL_SEED) ->
     """Greedy returns (episodes,) and every visited observation (T, *obs_shape).
 
     ``policy`` is anything with ``act(observation)``."""
-    env = gym.make(env_id)
-    returns, states = [], []
-    for episode in range(episodes):
-        observation, _ = env.reset(seed=first_seed + episode)
-        total, done = 0.0, False
-        while not done:
-            states.append(observation)
-            observation, reward, terminated, truncated, _ = env.step(policy.act(observation))
-            total += float(reward)
-            done = terminated or truncated
-        returns.append(total)
-    env.close()
-    return np.array(returns), np.array(states, dtype=np.float32)
+    return greedy_rollouts(policy, env_id, episodes=episodes, first_seed=first_seed)
 
 
 def main(argv=None) -> None:
-    from attribution.policies import load_policy, shipped_env_ids
+    from attribution.rl.policies import load_policy, shipped_env_ids
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("env_id", choices=shipped_env_ids())

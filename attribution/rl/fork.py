@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import math
 
-import gymnasium as gym
 import numpy as np
 
-from attribution.episodes import Episode, Frames, as_action
+from attribution.rl.episodes import Episode, as_action
+from attribution.rl.rollout import EpisodeStepper, actor_output, play
 
 
 def _angles(observation, pairs, rates):
@@ -55,32 +55,16 @@ def fork_episode(policy, episode: Episode, step: int, observation=None, action=N
     if observation is not None and not can_edit_state(episode.env_id):
         raise ValueError(f"{episode.env_id}'s simulator state cannot be set from an observation; "
                          f"fork it with another action. States can be edited in: {', '.join(STATE_FROM_OBSERVATION)}.")
-    env = gym.make(episode.env_id, render_mode="rgb_array")
-    current, _ = env.reset(seed=episode.seed)
-    for recorded in episode.actions[:step]:
-        current, *_ = env.step(as_action(recorded))
-    if observation is not None:
-        edited = np.asarray(observation, dtype=np.float64).reshape(current.shape)
-        if not np.isfinite(edited).all():
-            raise ValueError(f"the edited state must be finite numbers; received {edited.tolist()}.")
-        to_state, read_observation = STATE_FROM_OBSERVATION[episode.env_id]
-        env.unwrapped.state = to_state(edited)
-        current = np.asarray(read_observation(env.unwrapped), dtype=np.float32)
-    observations, taken, rewards, outputs, frames = [], [], [], [], Frames()
-    done, first = False, action
-    while not done:
-        frames.append(env.render())
-        actor = policy.heads(np.asarray(current)[None])[policy.info.actor_head][0]
-        chosen = as_action(first) if first is not None else policy.act(current)
-        first = None
-        observations.append(current)
-        taken.append(chosen)
-        outputs.append(actor)
-        current, reward, terminated, truncated, _ = env.step(chosen)
-        rewards.append(reward)
-        done = terminated or truncated
-    env.close()
-    return Episode(env_id=episode.env_id, seed=episode.seed, policy=episode.policy, greedy=True,
-                   observations=np.array(observations, dtype=np.float32), actions=np.array(taken),
-                   rewards=np.array(rewards, dtype=np.float32), policy_outputs=np.array(outputs, dtype=np.float32),
-                   terminated=bool(terminated), truncated=bool(truncated), frames=frames)
+    with EpisodeStepper(episode.env_id, episode.seed, record_frames=True) as run:
+        run.fast_forward(episode.actions[:step])
+        if observation is not None:
+            edited = np.asarray(observation, dtype=np.float64).reshape(np.shape(run.observation))
+            if not np.isfinite(edited).all():
+                raise ValueError(f"the edited state must be finite numbers; received {edited.tolist()}.")
+            to_state, read_observation = STATE_FROM_OBSERVATION[episode.env_id]
+            run.env.unwrapped.state = to_state(edited)
+            run.observation = np.asarray(read_observation(run.env.unwrapped), dtype=np.float32)
+        else:
+            run.step(as_action(action), actor_output(policy, run.observation))
+        play(run, policy)
+        return run.episode(episode.policy, greedy=True)

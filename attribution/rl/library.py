@@ -12,9 +12,9 @@ import re
 import secrets
 from pathlib import Path
 
-from attribution.episodes import Episode, EpisodeError, load_episode, read_summary, save_episode
+from attribution.rl.episodes import Episode, EpisodeError, load_episode, read_summary, save_episode
 
-DEFAULT_FOLDER = Path(__file__).resolve().parents[1] / "runs"
+DEFAULT_FOLDER = Path(__file__).resolve().parents[2] / "runs"
 
 
 @dataclasses.dataclass(frozen=True)

@@ -35,7 +35,7 @@ class Split:
     at_first_layer: bool
 
 
-def split(model: keras.Model, obs_shape: tuple) -> Split:
+def split_model(model: keras.Model, obs_shape: tuple) -> Split:
     """Split ``model`` after its first layer's affine map where that narrows the rows, checked on
     random inputs: a split that does not reproduce the model (a layer this does not know) is not used."""
     found = _split_first_layer(model)

@@ -11,7 +11,7 @@ import io
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from attribution.plots import PUSHES_DOWN, PUSHES_UP
+from attribution.presentation.plots import PUSHES_DOWN, PUSHES_UP
 
 MAX_FRAMES = 400  # longer episodes show every k-th step, so files stay small enough for slides
 PANEL_WIDTH = 480

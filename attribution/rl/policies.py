@@ -1,0 +1,284 @@
+"""The policies the app explains: the shipped ones (``assets/policies``) and users' ``.keras`` files.
+
+    policy = load_policy("CartPole-v1")
+    policy.act(observation)        # the greedy action, as the environment accepts it
+    policy.info.feature_names      # ('cart position (m)', ...)
+
+A policy model maps raw observations (batch, *obs_shape) to a dict of heads ("logits" or "mean",
+and "value"; see ``attribution.explain``) or to one array, read as the logits (discrete actions)
+or the mean (continuous actions). Files are always loaded with Keras safe mode on: a file that
+carries code (a Lambda layer) is refused, never run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import re
+import tempfile
+import zipfile
+from pathlib import Path
+
+import gymnasium as gym
+import keras
+import numpy as np
+
+from attribution.engine import backend
+from attribution.rl.environments import action_names, feature_names, make_env
+from attribution.rl.files import write_atomically
+from attribution.rl.rollout import greedy_rollouts
+
+POLICY_DIR = Path(__file__).resolve().parents[2] / "assets" / "policies"
+SIDECAR_VERSION = 1
+
+
+class PolicyError(ValueError):
+    """A policy file or environment that cannot be used; the message says what was expected and received."""
+
+
+@dataclasses.dataclass(frozen=True)
+class PolicyInfo:
+    env_id: str
+    feature_names: tuple[str, ...]
+    action_names: tuple[str, ...]
+    continuous: bool
+    heads: tuple[str, ...]            # "logits" or "mean", then "value" where the model has a critic
+    source: str                       # "shipped" or the file's name
+    training_steps: int | None = None
+    seed: int | None = None
+    eval_return_mean: float | None = None
+    eval_return_std: float | None = None
+    eval_episodes: int | None = None
+    action_log_std: tuple[float, ...] | None = None      # continuous actions: the exploration noise
+    reference_states: np.ndarray | None = None           # (K, *obs_shape) from the policy's own rollouts
+
+    @property
+    def actor_head(self) -> str:
+        return self.heads[0]
+
+
+class Policy:
+    """A loaded policy model and what its numbers mean. Calls the model directly (never
+    ``predict``), so one Policy may serve many threads."""
+
+    def __init__(self, model: keras.Model, info: PolicyInfo, action_space: gym.Space):
+        self.model, self.info, self.action_space = model, info, action_space
+
+    def heads(self, observations) -> dict[str, np.ndarray]:
+        """observations (N, *obs_shape) -> {head: (N, width)}."""
+        outputs = backend.compiled_call(self.model)(np.asarray(observations, dtype=np.float32))
+        return outputs if isinstance(outputs, dict) else {self.info.actor_head: outputs}
+
+    def action_probabilities(self, observation) -> np.ndarray:
+        """P(action | observation) for one observation of a discrete policy, float (n_actions,)."""
+        logits = self.heads(np.asarray(observation)[None])[self.info.actor_head][0].astype(np.float64)
+        exponentials = np.exp(logits - logits.max())
+        return exponentials / exponentials.sum()
+
+    def act(self, observation):
+        """The greedy action for one observation: an int, or a float32 array inside the action bounds."""
+        actor = self.heads(np.asarray(observation)[None])[self.info.actor_head][0]
+        if self.info.continuous:
+            return np.clip(actor, self.action_space.low, self.action_space.high).astype(np.float32)
+        return int(np.argmax(actor))
+
+    def __repr__(self) -> str:
+        return f"Policy({self.info.env_id!r}, source={self.info.source!r}, heads={self.info.heads})"
+
+
+def shipped_env_ids() -> list[str]:
+    return sorted(path.stem for path in POLICY_DIR.glob("*.keras") if path.with_suffix(".json").exists())
+
+
+def load_policy(env_id: str) -> Policy:
+    """The policy shipped for ``env_id``, with its sidecar's metadata."""
+    path = POLICY_DIR / f"{env_id}.keras"
+    if not path.exists():
+        raise PolicyError(f"no shipped policy for {env_id!r}; shipped: {', '.join(shipped_env_ids()) or 'none'}.")
+    return load_policy_file(path, env_id, source="shipped")
+
+
+def load_policy_file(path, env_id: str, feature_names_override=None, source: str | None = None) -> Policy:
+    """A ``.keras`` file as a Policy for ``env_id`` (any installed Gymnasium id with a Box observation space).
+
+    A JSON sidecar beside the file (same name, ``.json``) supplies names and metadata; without one,
+    names are the environment's documented ones where known, else ``obs[0]``, ``obs[1]``, ...
+    """
+    path = Path(path)
+    observation_space, action_space = environment_spaces(env_id)
+    model = _load_model(path)
+    continuous = isinstance(action_space, gym.spaces.Box)
+    heads = _check_fits(model, env_id, observation_space, action_space, path.name)
+    n_features = int(np.prod(observation_space.shape))
+    n_actions = int(action_space.shape[0]) if continuous else int(action_space.n)
+    sidecar = _read_sidecar(path.with_suffix(".json"), env_id)
+    names = tuple(feature_names_override or sidecar.get("feature_names") or feature_names(env_id, n_features))
+    if len(names) != n_features:
+        raise PolicyError(f"need {n_features} feature names for {env_id}; received {len(names)}: {list(names)}.")
+    reference = sidecar.get("reference_states")
+    info = PolicyInfo(
+        env_id=env_id, feature_names=names,
+        action_names=tuple(sidecar.get("action_names") or action_names(env_id, n_actions)),
+        continuous=continuous, heads=heads, source=source or path.name,
+        training_steps=sidecar.get("training_steps"), seed=sidecar.get("seed"),
+        eval_return_mean=sidecar.get("eval_return_mean"), eval_return_std=sidecar.get("eval_return_std"),
+        eval_episodes=sidecar.get("eval_episodes"),
+        action_log_std=tuple(sidecar["action_log_std"]) if sidecar.get("action_log_std") else None,
+        reference_states=None if reference is None else np.asarray(reference, np.float32).reshape(-1, *observation_space.shape),
+    )
+    return Policy(model, info, action_space)
+
+
+def load_uploaded_policy(data: bytes, filename: str, env_id: str, n_reference: int = 256) -> Policy:
+    """A policy from a ``.keras`` file's bytes (checked and loaded like any file: safe mode, shapes).
+
+    A file brings no sidecar, so the reference states (for the "mean of reference states"
+    baseline) come from the policy's own greedy rollouts: at most 2,000 steps, seeds 0, 1, ...
+    """
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "uploaded.keras"
+        path.write_bytes(data)
+        policy = load_policy_file(path, env_id, source=Path(filename).name or "uploaded.keras")
+    _, states = greedy_rollouts(policy, policy.info.env_id, max_steps=2_000)
+    rng = np.random.default_rng(0)
+    reference = states[np.sort(rng.choice(len(states), min(n_reference, len(states)), replace=False))]
+    return Policy(policy.model, dataclasses.replace(policy.info, reference_states=reference), policy.action_space)
+
+
+def policy_from_model(model: keras.Model, env_id: str, source: str = "in memory") -> Policy:
+    """A Policy around a model in memory, with the environment's documented names."""
+    observation_space, action_space = environment_spaces(env_id)
+    heads = _check_fits(model, env_id, observation_space, action_space, source)
+    continuous = isinstance(action_space, gym.spaces.Box)
+    n_actions = int(action_space.shape[0]) if continuous else int(action_space.n)
+    info = PolicyInfo(env_id, feature_names(env_id, int(np.prod(observation_space.shape))),
+                      action_names(env_id, n_actions), continuous, heads, source)
+    return Policy(model, info, action_space)
+
+
+def environment_spaces(env_id: str) -> tuple[gym.spaces.Box, gym.Space]:
+    """(observation space, action space) of an installed environment with a Box observation space."""
+    if not isinstance(env_id, str) or env_id not in gym.registry:
+        raise PolicyError(f"unknown environment id {env_id!r}: it is not an installed Gymnasium environment.")
+    try:
+        env = make_env(env_id)
+    except Exception as error:  # a registered id whose dependencies are missing, say
+        raise PolicyError(f"environment {env_id!r} could not be created: {type(error).__name__}: {error}") from error
+    spaces = env.observation_space, env.action_space
+    env.close()
+    if not isinstance(spaces[0], gym.spaces.Box):
+        raise PolicyError(f"{env_id} has a {type(spaces[0]).__name__} observation space; attribution needs a Box.")
+    if not isinstance(spaces[1], (gym.spaces.Discrete, gym.spaces.Box)):
+        raise PolicyError(f"{env_id} has a {type(spaces[1]).__name__} action space; supported: Discrete and Box.")
+    return spaces
+
+
+def save_policy(model: keras.Model, env_id: str, out_dir, **metadata) -> Path:
+    """Write ``ENV_ID.keras`` and ``ENV_ID.json`` into ``out_dir``, each atomically (temp file, then rename).
+
+    ``metadata`` holds the sidecar's fields: seed, training_steps, eval_return_mean, eval_return_std,
+    eval_episodes, action_log_std, reference_states, config.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    observation_space, action_space = environment_spaces(env_id)
+    continuous = isinstance(action_space, gym.spaces.Box)
+    n_actions = int(action_space.shape[0]) if continuous else int(action_space.n)
+    n_features = int(np.prod(observation_space.shape))
+    heads = _check_fits(model, env_id, observation_space, action_space, "the trained model")
+    sidecar = {
+        "format": "rl-attribution policy", "version": SIDECAR_VERSION, "env_id": env_id,
+        "feature_names": list(feature_names(env_id, n_features)), "action_names": list(action_names(env_id, n_actions)),
+        "heads": list(heads), **{key: _jsonable(value) for key, value in metadata.items()},
+    }
+    target = out_dir / f"{env_id}.keras"
+    with tempfile.TemporaryDirectory(dir=out_dir) as tmp:
+        staged = Path(tmp) / target.name  # Keras insists on the .keras suffix
+        model.save(staged)
+        os.replace(staged, target)
+    write_atomically(target.with_suffix(".json"), json.dumps(sidecar, indent=1).encode())
+    return target
+
+
+def _load_model(path: Path) -> keras.Model:
+    if not path.is_file():
+        raise PolicyError(f"no policy file at {path}.")
+    if not zipfile.is_zipfile(path):
+        raise PolicyError(f"{path.name} is not a Keras archive (expected a .keras file, a zip written by model.save).")
+    try:
+        model = keras.saving.load_model(path, compile=False, safe_mode=True)
+    except Exception as error:
+        text = str(error)
+        if "safe_mode" in text or "Lambda" in text:
+            raise PolicyError(f"{path.name} carries code (a Lambda layer or similar). Loading it would run that code, "
+                              "so it is refused; save the model with built-in layers only.") from None
+        custom = re.search(r"Could not locate (?:class|function) '([^']+)'", text)
+        if custom:
+            raise PolicyError(
+                f"{path.name} holds a model of a class of its own ({custom.group(1)!r}): the file does not carry its "
+                "code, and code from elsewhere is never run here. Save it as a functional or Sequential model of "
+                "built-in layers: outputs = your_model(inputs := keras.Input(obs_shape)); "
+                "keras.Model(inputs, outputs).save('policy.keras').") from None
+        raise PolicyError(f"{path.name} could not be read as a Keras model: {type(error).__name__}: {text[:300]}") from None
+    if not isinstance(model, keras.Model):
+        raise PolicyError(f"{path.name} holds a {type(model).__name__}, not a keras.Model.")
+    return model
+
+
+def _check_fits(model: keras.Model, env_id: str, observation_space, action_space, name: str) -> tuple[str, ...]:
+    """Check the model's input and output against the spaces; return its heads, actor first."""
+    continuous = isinstance(action_space, gym.spaces.Box)
+    n_actions = int(action_space.shape[0]) if continuous else int(action_space.n)
+    obs_shape = tuple(observation_space.shape)
+    try:
+        model_input = tuple(model.inputs[0].shape[1:])
+    except (AttributeError, IndexError, TypeError):
+        raise PolicyError(f"{name} has no known input shape; expected a functional or Sequential model taking "
+                          f"(batch, {', '.join(map(str, obs_shape))}).") from None
+    if len(model.inputs) != 1 or model_input != obs_shape:
+        raise PolicyError(f"{name} takes inputs of shape (batch, {', '.join(map(str, model_input))}); "
+                          f"{env_id} observations have shape {obs_shape}.")
+    actor = "mean" if continuous else "logits"
+    try:  # symbolic, so a Sequential that was never called (as model.save leaves it) has outputs too
+        outputs = model.compute_output_spec(keras.KerasTensor((1, *obs_shape), dtype="float32"))
+    except Exception as error:
+        raise PolicyError(f"{name} could not be called on observations of shape (batch, "
+                          f"{', '.join(map(str, obs_shape))}): {type(error).__name__}: {error}") from None
+    if isinstance(outputs, dict):
+        if actor not in outputs:
+            raise PolicyError(f"{name} has heads {sorted(outputs)}; a policy for {env_id} needs a {actor!r} head.")
+        widths = {head: tuple(tensor.shape[1:]) for head, tensor in outputs.items()}
+        heads = (actor, *sorted(h for h in outputs if h != actor))
+    elif isinstance(outputs, (list, tuple)):
+        raise PolicyError(f"{name} returns {len(outputs)} unnamed outputs; expected one array or a dict of named heads.")
+    else:
+        widths, heads = {actor: tuple(outputs.shape[1:])}, (actor,)
+    if widths[actor] != (n_actions,):
+        raise PolicyError(f"{name}'s {actor!r} output has shape (batch, {', '.join(map(str, widths[actor]))}); "
+                          f"{env_id} has {n_actions} {'action dimension(s)' if continuous else 'actions'}.")
+    if "value" in widths and widths["value"] != (1,):
+        raise PolicyError(f"{name}'s 'value' head has shape (batch, {', '.join(map(str, widths['value']))}); expected (batch, 1).")
+    return heads
+
+
+def _read_sidecar(path: Path, env_id: str) -> dict:
+    if not path.exists():
+        return {}
+    try:
+        sidecar = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise PolicyError(f"{path.name} is not a readable JSON sidecar: {error}") from None
+    if not isinstance(sidecar, dict) or sidecar.get("env_id", env_id) != env_id:
+        raise PolicyError(f"{path.name} describes {sidecar.get('env_id') if isinstance(sidecar, dict) else 'something else'!r}, not {env_id!r}.")
+    return sidecar
+
+
+def _jsonable(value):
+    if isinstance(value, np.ndarray):
+        return np.round(value.astype(float), 6).tolist()
+    if isinstance(value, (np.floating, np.integer)):
+        return value.item()
+    if isinstance(value, tuple):
+        return list(value)
+    return value

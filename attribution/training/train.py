@@ -1,0 +1,70 @@
+"""Train a shipped policy, one environment per command, and write it to ``assets/policies``.
+
+    python -m attribution.training.train CartPole-v1 --seed 0    # writes assets/policies/CartPole-v1.keras + .json
+
+The algorithm and its settings per environment are ``CONFIGS``: PPO (``ppo.py``) with the RL
+Baselines3 Zoo's tuned hyper-parameters, and TD3 (``td3.py``) for Pendulum. The trained policy is
+evaluated on unseen seeds and saved with a sidecar of its names, figures and reference states.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+
+from attribution.rl.policies import POLICY_DIR, policy_from_model, save_policy  # noqa: E402
+from attribution.training.evaluate import evaluate  # noqa: E402
+from attribution.training.ppo import PPOConfig, train_ppo  # noqa: E402
+from attribution.training.td3 import TD3Config, train_td3  # noqa: E402
+
+N_REFERENCE_STATES = 256
+
+CONFIGS: dict[str, PPOConfig | TD3Config] = {
+    "CartPole-v1": PPOConfig(total_steps=100_000, n_envs=8, n_steps=32, minibatch_size=256, n_epochs=20,
+                             gamma=0.98, gae_lambda=0.8, learning_rate=1e-3),
+    "LunarLander-v3": PPOConfig(total_steps=1_000_000, n_envs=16, n_steps=1024, minibatch_size=64, n_epochs=4,
+                                gamma=0.999, gae_lambda=0.98, entropy_coef=0.01),
+    "Acrobot-v1": PPOConfig(total_steps=500_000, n_envs=16, n_steps=256, n_epochs=4, gae_lambda=0.94,
+                            normalize_reward=True),
+    "MountainCar-v0": PPOConfig(total_steps=1_000_000, n_envs=16, n_steps=16, n_epochs=4, gae_lambda=0.98,
+                                normalize_reward=True),
+    "Pendulum-v1": TD3Config(total_steps=30_000),  # see attribution/td3.py for why not PPO
+}
+
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("env_id", choices=sorted(CONFIGS))
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--total-steps", type=int, help="override the config's training length")
+    parser.add_argument("--out", default=str(POLICY_DIR), help="folder for ENV_ID.keras and ENV_ID.json")
+    parser.add_argument("--eval-episodes", type=int, default=100)
+    args = parser.parse_args(argv)
+    config = CONFIGS[args.env_id]
+    if args.total_steps:
+        config = dataclasses.replace(config, total_steps=args.total_steps)
+    print(f"training {args.env_id}, seed {args.seed}: {config}", file=sys.stderr)
+    start = time.time()
+    trainer = train_td3 if isinstance(config, TD3Config) else train_ppo
+    model, log_std, steps = trainer(args.env_id, args.seed, config)
+    minutes = (time.time() - start) / 60
+    returns, states = evaluate(policy_from_model(model, args.env_id), args.env_id, args.eval_episodes)
+    reference = states[np.random.default_rng(args.seed).choice(len(states), min(N_REFERENCE_STATES, len(states)), replace=False)]
+    path = save_policy(model, args.env_id, args.out, seed=args.seed, training_steps=steps, training_minutes=round(minutes, 1),
+                       eval_return_mean=float(returns.mean()), eval_return_std=float(returns.std()),
+                       eval_episodes=args.eval_episodes, action_log_std=log_std, reference_states=reference,
+                       config=dataclasses.asdict(config))
+    print(f"{args.env_id}: mean return {returns.mean():.1f} ± {returns.std():.1f} over {args.eval_episodes} "
+          f"evaluation episodes after {steps:,} steps ({minutes:.1f} min); saved {path}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
