@@ -11,14 +11,13 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
 
-from attribution.engine import backend
 from attribution import integrated_gradients  # noqa: E402
+from attribution.engine import backend
 from attribution.engine.examples import linear_model  # noqa: E402
-from attribution.engine.ig import _explain_paths  # noqa: E402
+from attribution.engine.ig import explain_paths  # noqa: E402
 from attribution.engine.quadrature import quadrature_rule  # noqa: E402
 from benchmarks.ig_throughput import mlp, nature_cnn  # noqa: E402
 from benchmarks.timing import median_ms  # noqa: E402
-
 
 rng = np.random.default_rng(0)
 weights = rng.normal(size=(6, 3)).astype(np.float32)
@@ -28,15 +27,26 @@ points = rng.normal(size=(10_000, 4)).astype(np.float32)
 print(f"device {backend.device_name()}, memory for the budget {backend.accelerator_memory_bytes() / 2**30:.1f} GiB")
 for precision in ("highest", None):
     backend.JAX_MATMUL_PRECISION = precision
-    linear = integrated_gradients(linear_model(weights, np.zeros(3, np.float32)), states, target=1, steps=7, refine=False)
+    linear = integrated_gradients(
+        linear_model(weights, np.zeros(3, np.float32)), states, target=1, steps=7, refine=False
+    )
     error = np.abs(linear.attributions - states * weights[:, 1]).max()
     cnn, small = nature_cnn(), mlp()
     gap = integrated_gradients(cnn, images[:64]).relative_delta
-    cnn_ms = median_ms(lambda: integrated_gradients(cnn, images, target=0, steps=50, method="riemann_middle", refine=False))
-    mlp_ms = median_ms(lambda: integrated_gradients(small, points, target=0, steps=50, method="riemann_middle", refine=False))
-    one_ms = median_ms(lambda: integrated_gradients(small, points[:1], target=0, steps=50, method="riemann_middle", refine=False), 30)
-    print(f"precision {precision or 'default'}: linear max |IG - exact| {error:.1e}; CNN max gap {np.abs(gap).max():.1e}; "
-          f"CNN N=512 {cnn_ms:.1f} ms; MLP N=10,000 {mlp_ms:.2f} ms; MLP N=1 {one_ms:.2f} ms")
+    cnn_ms = median_ms(
+        lambda: integrated_gradients(cnn, images, target=0, steps=50, method="riemann_middle", refine=False)
+    )
+    mlp_ms = median_ms(
+        lambda: integrated_gradients(small, points, target=0, steps=50, method="riemann_middle", refine=False)
+    )
+    one_ms = median_ms(
+        lambda: integrated_gradients(small, points[:1], target=0, steps=50, method="riemann_middle", refine=False), 30
+    )
+    print(
+        f"precision {precision or 'default'}: linear max |IG - exact| {error:.1e}; "
+        f"CNN max gap {np.abs(gap).max():.1e}; "
+        f"CNN N=512 {cnn_ms:.1f} ms; MLP N=10,000 {mlp_ms:.2f} ms; MLP N=1 {one_ms:.2f} ms"
+    )
 backend.JAX_MATMUL_PRECISION = "highest"
 
 # Where the CNN's time goes: forward alone against forward + input gradient, 13,312 rows.
@@ -52,13 +62,15 @@ print(f"512 CNN states (58 MB): to the device {median_ms(lambda: jax.device_put(
 
 # The engine's CNN call at N = 512, steps = 50, from the inside out: on the card alone, through
 # numpy both ways (the copies), and the whole integrated_gradients (input checks, completeness sums).
-run = backend.compiled(cnn, (84, 84, 4), _explain_paths, True)
+run = backend.compiled(cnn, (84, 84, 4), explain_paths, True)
 alphas, weights = (array.astype(np.float32) for array in quadrature_rule("riemann_middle", 50))
 arguments = (images, np.zeros((1, 84, 84, 4), np.float32), np.zeros(len(images), np.int32), alphas, weights)
 on_card = [jax.device_put(array) for array in arguments]
 card_ms = median_ms(lambda: jax.block_until_ready(run.device_call(*on_card)))
 numpy_ms = median_ms(lambda: run(*arguments))
-whole_ms = median_ms(lambda: integrated_gradients(cnn, images, target=0, steps=50, method="riemann_middle", refine=False))
+whole_ms = median_ms(
+    lambda: integrated_gradients(cnn, images, target=0, steps=50, method="riemann_middle", refine=False)
+)
 print(f"engine, CNN N={len(images)}: compiled call on the card {card_ms:.1f} ms, through numpy {numpy_ms:.1f} ms, "
       f"whole integrated_gradients {whole_ms:.1f} ms")
 

@@ -67,11 +67,12 @@ def compare(repeats: int) -> None:
     import platform
 
     import keras
+
+    from attribution import integrated_gradients
+    from attribution.engine import backend
+
     from ig_throughput import mlp, nature_cnn
     from timing import median_ms
-
-    from attribution.engine import backend
-from attribution import integrated_gradients
 
     keras.utils.set_random_seed(0)
     models = {}  # name -> (the network, the function that builds it)
@@ -117,9 +118,10 @@ def float64_integrated_gradients(model, build, states, targets):
     (``build()`` under a float64 dtype policy), one state at a time; -> attributions (N, *obs) and
     F(x)[t] - F(0)[t] (N,)."""
     import keras
-    from ig_throughput import reference_gradient
 
     from attribution.engine.quadrature import quadrature_rule
+
+    from ig_throughput import reference_gradient
 
     keras.config.set_dtype_policy("float64")
     try:
@@ -129,7 +131,7 @@ def float64_integrated_gradients(model, build, states, targets):
     twin.set_weights(model.get_weights())
     gradient, (alphas, weights) = reference_gradient(twin), quadrature_rule("gausslegendre", STEPS)
     attributions = np.empty(states.shape, np.float64)
-    for i, (state, target) in enumerate(zip(states.astype(np.float64), targets)):
+    for i, (state, target) in enumerate(zip(states.astype(np.float64), targets, strict=True)):
         rows = alphas.reshape(-1, *[1] * state.ndim) * state
         attributions[i] = np.tensordot(weights, gradient(rows, np.full(STEPS, target)), axes=1) * state
     ends = np.asarray(twin(np.concatenate([states, np.zeros_like(states)]).astype(np.float64)))
@@ -154,7 +156,9 @@ def run_worker(worker: str, case: str, repeats: int) -> None:
     weights = [data[f"w{i}"] for i in range(sum(key.startswith("w") for key in data.files))]
     name, states, targets = str(data["name"]), data["states"], data["targets"]
     try:
-        run, finish, version = (_captum if worker.startswith("captum") else _tf_explain)(worker, name, weights, states, targets)
+        run, finish, version = (_captum if worker.startswith("captum") else _tf_explain)(
+            worker, name, weights, states, targets
+        )
     except ImportError as error:
         print(json.dumps({"error": f"not installed: {error.name or error}"}))
         return
@@ -214,8 +218,9 @@ def _torch_network(name, weights):
 
 def _tf_explain(worker, name, weights, states, targets):
     import tf_explain
-    from ig_throughput import mlp, nature_cnn
     from tf_explain.core.integrated_gradients import IntegratedGradients
+
+    from ig_throughput import mlp, nature_cnn
 
     model = mlp() if name.startswith("mlp") else nature_cnn()
     model.set_weights(weights)

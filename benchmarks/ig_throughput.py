@@ -26,9 +26,10 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-from attribution.engine import backend
 from attribution import integrated_gradients  # noqa: E402
+from attribution.engine import backend
 from attribution.engine.quadrature import quadrature_rule  # noqa: E402
+
 from timing import median_ms  # noqa: E402
 
 STEPS = 50
@@ -74,7 +75,7 @@ def reference_gradient(model):
 def tape_loop(model, states, targets):
     gradient, (alphas, weights) = reference_gradient(model), quadrature_rule("riemann_middle", STEPS)
     total = np.zeros_like(states)
-    for alpha, weight in zip(alphas, weights):
+    for alpha, weight in zip(alphas, weights, strict=True):
         total += weight * gradient((alpha * states).astype(np.float32), targets)
     return total * states
 
@@ -91,7 +92,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--gpu-sizes", action="store_true", help="MLP at N = 10,000 and CNN at N = 512")
-    parser.add_argument("--engine-only", action="store_true", help="skip the two references (they take minutes on a GPU)")
+    parser.add_argument(
+        "--engine-only", action="store_true", help="skip the two references (they take minutes on a GPU)"
+    )
     args = parser.parse_args()
 
     keras.utils.set_random_seed(0)
@@ -110,12 +113,17 @@ def main() -> None:
         repeats = args.repeats if n * np.prod(model.input_shape[1:]) < 1e6 else max(3, args.repeats // 4)
         rows = {}
         for jit in (True, False):
-            label = f"engine, XLA {'on' if jit else 'off'}" + (" (default)" if jit == backend.default_jit_compile(model) else "")
+            label = f"engine, XLA {'on' if jit else 'off'}" + (
+                " (default)" if jit == backend.default_jit_compile(model) else ""
+            )
             if backend.BACKEND == "jax" and not jit:
                 continue  # JAX without jit is eager op-by-op: not an engine configuration
-            rows[label] = median_ms(lambda: integrated_gradients(model, states, target=targets, steps=STEPS,
-                                                                 method="riemann_middle", refine=False, jit_compile=jit),
-                                         repeats)
+            rows[label] = median_ms(
+                lambda: integrated_gradients(
+                    model, states, target=targets, steps=STEPS, method="riemann_middle", refine=False, jit_compile=jit
+                ),
+                repeats,
+            )
         if not args.engine_only:
             rows["eager batched (reference)"] = median_ms(lambda: eager_batched(model, states, targets), repeats)
             rows["tape loop per point (tutorial)"] = median_ms(lambda: tape_loop(model, states, targets), repeats)

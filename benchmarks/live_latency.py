@@ -20,7 +20,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from playwright.sync_api import sync_playwright  # noqa: E402
 
-from streamlit_browser import CHROMIUM_FLAGS, SCRIPT_STATE, find_chromium, metric_value, streamlit_server, wait_until_idle  # noqa: E402
+from streamlit_browser import (  # noqa: E402
+    CHROMIUM_FLAGS,
+    SCRIPT_STATE,
+    find_chromium,
+    metric_value,
+    streamlit_server,
+    wait_until_idle,
+)
 
 
 def choose_environment(page, env_id: str) -> None:
@@ -43,9 +50,13 @@ def measure(page, env_id: str, clicks: int, play_seconds: float) -> dict:
         page.wait_for_function(
             """([expected, state]) => {
                  const value = [...document.querySelectorAll('[data-testid="stMetric"]')]
-                   .find(m => m.innerText.startsWith('Step'))?.querySelector('[data-testid="stMetricValue"]')?.innerText;
+                   .find(m => m.innerText.startsWith('Step'))
+                   ?.querySelector('[data-testid="stMetricValue"]')?.innerText;
                  return value === expected && eval(state)() !== 'running'; }""",
-            arg=[expected, SCRIPT_STATE], timeout=60_000, polling="raf")
+            arg=[expected, SCRIPT_STATE],
+            timeout=60_000,
+            polling="raf",
+        )
         latencies.append((time.perf_counter() - started) * 1e3)
     page.get_by_role("combobox", name="Speed").click()
     page.get_by_role("option", name="10 steps/s").click()
@@ -70,7 +81,10 @@ def main() -> None:
     chromium = find_chromium()
     if not chromium:
         sys.exit("Debian's chromium is needed: apt-get install -y chromium")
-    print(f"Live page in headless chromium, {os.cpu_count()} cores, {args.clicks} clicks, Play {args.play_seconds:.0f} s at 10 steps/s")
+    print(
+        f"Live page in headless chromium, {os.cpu_count()} cores, {args.clicks} clicks, "
+        f"Play {args.play_seconds:.0f} s at 10 steps/s"
+    )
     print(f"{'environment':<16}{'click to charts, median':>25}{'p90':>9}{'max':>9}{'Play steps/s':>15}")
     with streamlit_server() as url, sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_FLAGS)
@@ -79,7 +93,10 @@ def main() -> None:
             page.goto(url)
             wait_until_idle(page)
             found = measure(page, env_id, args.clicks, args.play_seconds)
-            print(f"{env_id:<16}{found['median']:>22.0f} ms{found['p90']:>6.0f} ms{found['max']:>6.0f} ms{found['play']:>15.1f}")
+            print(
+                f"{env_id:<16}{found['median']:>22.0f} ms{found['p90']:>6.0f} ms{found['max']:>6.0f} ms"
+                f"{found['play']:>15.1f}"
+            )
             page.close()
         browser.close()
 

@@ -24,8 +24,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import numpy as np  # noqa: E402
 
-from attribution.engine import backend
 from attribution import explain, integrated_gradients  # noqa: E402
+from attribution.engine import backend
 from attribution.episodes import record_episode  # noqa: E402
 from attribution.rl.policies import load_policy  # noqa: E402
 
@@ -50,11 +50,16 @@ def main() -> None:
     args = parser.parse_args()
     policy = load_policy(args.env)
     model = explain.action_probabilities(policy.model)
-    integrated_gradients(model, np.zeros((1, len(policy.info.feature_names)), np.float32))  # compile once, as the app has
+    integrated_gradients(
+        model, np.zeros((1, len(policy.info.feature_names)), np.float32)
+    )  # compile once, as the app has
 
     print(f"Replay speed, {args.env}, {args.steps} steps, device {backend.device_name()}, "
           f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores")
-    print(f"{'run':>4}{'episodes':>10}{'record s':>10}{'explain s':>11}{'total s':>9}{'max points':>12}{'median gap %':>14}")
+    print(
+        f"{'run':>4}{'episodes':>10}{'record s':>10}{'explain s':>11}{'total s':>9}{'max points':>12}"
+        f"{'median gap %':>14}"
+    )
     totals = []
     for run in range(args.repeats):
         started = time.perf_counter()
@@ -64,8 +69,10 @@ def main() -> None:
         explained = time.perf_counter()
         gap = np.abs(result.delta) / np.maximum(np.abs(result.output_change), 1e-12)
         totals.append(explained - started)
-        print(f"{run:>4}{episodes:>10}{recorded - started:>10.2f}{explained - recorded:>11.2f}{explained - started:>9.2f}"
-              f"{int(result.steps.max()):>12}{100 * np.median(gap):>14.3f}")
+        print(
+            f"{run:>4}{episodes:>10}{recorded - started:>10.2f}{explained - recorded:>11.2f}{explained - started:>9.2f}"
+            f"{int(result.steps.max()):>12}{100 * np.median(gap):>14.3f}"
+        )
     print(f"median total {statistics.median(totals):.2f} s")
 
 

@@ -96,7 +96,12 @@ class Settings:
     @property
     def report(self) -> dict:
         """How the attributions were computed, for files and reports."""
-        return {"explain": self.output.label, "baseline": self.baseline_kind, "steps": self.steps, "method": self.method}
+        return {
+            "explain": self.output.label,
+            "baseline": self.baseline_kind,
+            "steps": self.steps,
+            "method": self.method,
+        }
 
 
 def environment_choices() -> list[str]:
@@ -187,17 +192,30 @@ def sidebar() -> Settings:
             left, right = st.columns(2)
             st.session_state.setdefault(f"contrast_a_{env_id}", 1)
             action_a = left.selectbox("A", range(len(names)), format_func=names.__getitem__, key=f"contrast_a_{env_id}")
-            action_b = right.selectbox("B", range(len(names)), format_func=names.__getitem__, key=f"contrast_b_{env_id}")
+            action_b = right.selectbox(
+                "B", range(len(names)), format_func=names.__getitem__, key=f"contrast_b_{env_id}"
+            )
         baseline_kind = st.selectbox("Baseline", BASELINES, key="baseline_kind",
                                      help="the neutral state the explanation starts from")
         baseline, error = baseline_state(baseline_kind, policy)
-        steps = int(st.number_input("Steps", min_value=1, max_value=MAX_STEPS, value=64, step=1, key="steps",  # refused -> 64
-                                    help="points on the path from the baseline (raised automatically until the gap is under 1%)"))
+        steps = int(
+            st.number_input(
+                "Steps",
+                min_value=1,
+                max_value=MAX_STEPS,
+                value=64,
+                step=1,
+                key="steps",  # refused -> 64
+                help="points on the path from the baseline (raised automatically until the gap is under 1%)",
+            )
+        )
         method = st.selectbox("Method", METHODS, key="method", help="the quadrature rule along the path")
         if output.contrasts and action_a == action_b:
             error = "A and B are the same action: choose two different actions to contrast."
         policy_uploader(env_id)
-    return Settings(env_id, choice, policy, seed, output, action_a, action_b, baseline_kind, baseline, steps, method, error)
+    return Settings(
+        env_id, choice, policy, seed, output, action_a, action_b, baseline_kind, baseline, steps, method, error
+    )
 
 
 def page_start(title: str, caption: str | None = None) -> Settings:
@@ -349,9 +367,15 @@ def state_sliders(policy: Policy, observation, key: str, columns: int = 1, reloa
         slider_key = f"{key}_{i}"
         if reload or slider_key not in st.session_state:
             st.session_state[slider_key] = float(observation[i])
-        values.append(cells[i % columns].slider(
-            name, float(min(low[i] - 0.5 * span[i], observation[i])), float(max(high[i] + 0.5 * span[i], observation[i])),
-            key=slider_key, format="%.3f"))
+        values.append(
+            cells[i % columns].slider(
+                name,
+                float(min(low[i] - 0.5 * span[i], observation[i])),
+                float(max(high[i] + 0.5 * span[i], observation[i])),
+                key=slider_key,
+                format="%.3f",
+            )
+        )
     return np.array(values, dtype=np.float32)
 
 

@@ -5,9 +5,9 @@ import streamlit as st
 
 from attribution import METHODS, integrated_gradients
 from attribution.engine.examples import paper_network_1
+from attribution.engine.quadrature import MAX_STEPS
 from attribution.presentation.narrate import completeness_sentence
 from attribution.presentation.plots import attribution_bars
-from attribution.engine.quadrature import MAX_STEPS
 from pages.common import keep_sidebar_state
 
 

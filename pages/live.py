@@ -12,8 +12,20 @@ from attribution.presentation.narrate import completeness_sentence, step_sentenc
 from attribution.presentation.plots import attribution_bars, attribution_timeline
 from attribution.rl.environments import phrases
 from attribution.rl.rollout import EpisodeStepper, record_episode
-from pages.common import (SPEEDS, explain_states, frame_html, is_playing, play_button, publish_live_state,
-                          set_playing, sidebar, state_sliders, stop_playing, study_episode, tick_interval)
+from pages.common import (
+    SPEEDS,
+    explain_states,
+    frame_html,
+    is_playing,
+    play_button,
+    publish_live_state,
+    set_playing,
+    sidebar,
+    state_sliders,
+    stop_playing,
+    study_episode,
+    tick_interval,
+)
 
 
 class LiveEpisode:
@@ -109,13 +121,18 @@ def live_view():
         else:
             st.metric("Action", policy.info.action_names[action])
             probabilities = policy.action_probabilities(run.observation)
-            st.caption("Policy: " + " · ".join(f"{n} {p:.0%}" for n, p in zip(policy.info.action_names, probabilities)))
+            st.caption(
+                "Policy: "
+                + " · ".join(f"{n} {p:.0%}" for n, p in zip(policy.info.action_names, probabilities, strict=True))
+            )
             subject = f"The agent chose {policy.info.action_names[action].upper()}"
         if not settings.output.is_actions_score:
             subject = f"{subject}; {output_name} is {at_state:.2f}"
         st.success(step_sentence(subject, attributions, run.observation, phrases(settings.env_id, names)))
         if run.done:
-            st.warning(f"The episode ended after {run.t} steps with return {run.total_return:.1f}. Press Reset for a new one.")
+            st.warning(
+                f"The episode ended after {run.t} steps with return {run.total_return:.1f}. Press Reset for a new one."
+            )
 
     bars_col, timeline_col = st.columns([2, 3])
     with bars_col:
@@ -176,7 +193,11 @@ def what_if():
     action = policy.act(edited)
     target = settings.target_for(action)
     result = explain_states(settings, [edited], [target])
-    label = f"{float(np.asarray(action).reshape(-1)[0]):+.2f}" if policy.info.continuous else policy.info.action_names[action]
+    label = (
+        f"{float(np.asarray(action).reshape(-1)[0]):+.2f}"
+        if policy.info.continuous
+        else policy.info.action_names[action]
+    )
     st.markdown(f"In this state the agent would choose **{label}**.")
     st.plotly_chart(attribution_bars(names, result.attributions[0], title="what-if"), key="what_if_bars",
                     config={"displayModeBar": False})

@@ -18,9 +18,23 @@ from attribution.rl.episodes import Episode, EpisodeError
 from attribution.rl.fork import can_edit_state, fork_episode
 from attribution.rl.library import DEFAULT_FOLDER, EpisodeLibrary
 from attribution.rl.rollout import record_episode
-from pages.common import (SPEEDS, choice_for, chosen_policy, explained_model, frame_html, is_playing, page_start,
-                          play_button, set_playing, state_sliders, stop_playing, study_episode, studied_episode,
-                          studied_step, tick_interval)
+from pages.common import (
+    SPEEDS,
+    choice_for,
+    chosen_policy,
+    explained_model,
+    frame_html,
+    is_playing,
+    page_start,
+    play_button,
+    set_playing,
+    state_sliders,
+    stop_playing,
+    studied_episode,
+    studied_step,
+    study_episode,
+    tick_interval,
+)
 
 library = EpisodeLibrary(os.environ.get("ATTRIBUTION_RUNS", DEFAULT_FOLDER))
 
@@ -67,7 +81,9 @@ def jump_to_clicked_point() -> None:
         jump(int(points[0]["x"]))
 
 
-settings = page_start("Replay", "Record an episode, then scrub through it: every step is explained in one batched call.")
+settings = page_start(
+    "Replay", "Record an episode, then scrub through it: every step is explained in one batched call."
+)
 policy, names = settings.policy, settings.policy.info.feature_names
 if st.session_state.get("replay_error"):
     st.error(st.session_state.pop("replay_error"))
@@ -159,7 +175,9 @@ def cursor_view():
         metrics[1].metric("Reward", f"{episode.rewards[t]:+.2f}")
         st.metric("Action", labels[t])
         if probabilities is not None:
-            st.caption("Policy: " + " · ".join(f"{n} {p:.0%}" for n, p in zip(action_names, probabilities[t])))
+            st.caption(
+                "Policy: " + " · ".join(f"{n} {p:.0%}" for n, p in zip(action_names, probabilities[t], strict=True))
+            )
         subject = f"The agent chose {labels[t].upper()}" if action_names else f"The agent's action is {labels[t]}"
         st.success(step_sentence(subject, explained.attributions[t], episode.observations[t].reshape(-1),
                                  phrases(episode.env_id, names)))
@@ -243,8 +261,16 @@ with st.expander("Compare with another episode"):
         other_seed = int(st.number_input("Other seed", 0, 2**31 - 1, episode.seed + 1, key="compare_seed"))
         wanted = None
     else:
-        wanted = st.selectbox("Episode", [e.name for e in others], key="compare_choice", format_func=lambda n: next(
-            f"{e.policy} · seed {e.seed} · {e.length} steps · return {e.total_return:.1f} · {e.name}" for e in others if e.name == n))
+        wanted = st.selectbox(
+            "Episode",
+            [e.name for e in others],
+            key="compare_choice",
+            format_func=lambda n: next(
+                f"{e.policy} · seed {e.seed} · {e.length} steps · return {e.total_return:.1f} · {e.name}"
+                for e in others
+                if e.name == n
+            ),
+        )
     if st.button("Compare"):
         with st.spinner("Recording and explaining the other episode…"):
             other = record_episode(policy, other_seed) if wanted is None else library.load(wanted)
@@ -258,13 +284,21 @@ with st.expander("Compare with another episode"):
         other, matched = current.compared, min(len(episode), len(current.compared))
         this_label = f"this episode ({episode.policy}, seed {episode.seed})"
         other_label = f"the other ({other.policy}, seed {other.seed})"
-        difference = np.abs(explained.attributions[:matched] - current.compared_explained.attributions[:matched]).mean(axis=0)
+        difference = np.abs(explained.attributions[:matched] - current.compared_explained.attributions[:matched]).mean(
+            axis=0
+        )
         st.info(f"{this_label.capitalize()}: {len(episode)} steps, return {episode.total_return:.1f}. "
                 f"{other_label.capitalize()}: {len(other)} steps, return {other.total_return:.1f}. Over the {matched} "
                 f"steps both have, the attributions differ most on {names[int(np.argmax(difference))]} "
                 f"(mean |difference| {difference.max():.2g}).")
-        st.plotly_chart(comparison_heatmaps(names, explained.attributions, current.compared_explained.attributions,
-                                            this_label, other_label), key="compare_chart", config={"displayModeBar": False})
+        st.plotly_chart(
+            comparison_heatmaps(
+                names, explained.attributions, current.compared_explained.attributions, this_label, other_label
+            ),
+            key="compare_chart",
+            config={"displayModeBar": False},
+        )
+
 
 def html_report() -> str:
     worst = int(np.argmax(np.abs(explained.gap)))
@@ -281,22 +315,35 @@ def html_report() -> str:
 
 
 def storyboard():
-    return animation.storyboard(episode.frames, explained.attributions, names,
-                                [f"step {t} · {labels[t]} · why {explained.output_names[t]}" for t in range(len(episode))])
+    return animation.storyboard(
+        episode.frames,
+        explained.attributions,
+        names,
+        [f"step {t} · {labels[t]} · why {explained.output_names[t]}" for t in range(len(episode))],
+    )
 
 
 st.subheader("Share")
 stem = f"{episode.env_id}-seed{episode.seed}"
 downloads = [  # label, file name, type, how to make it: only when clicked, off the page's run
-    ("Download CSV", f"{stem}-attributions.csv", "text/csv", lambda: exports.to_csv(episode, explained, names, action_names)),
-    ("Download JSON", f"{stem}-attributions.json", "application/json",
-     lambda: exports.to_json(episode, explained, names, action_names)),
+    (
+        "Download CSV",
+        f"{stem}-attributions.csv",
+        "text/csv",
+        lambda: exports.to_csv(episode, explained, names, action_names),
+    ),
+    (
+        "Download JSON",
+        f"{stem}-attributions.json",
+        "application/json",
+        lambda: exports.to_json(episode, explained, names, action_names),
+    ),
     ("Download HTML report", f"{stem}-report.html", "text/html", html_report),
     ("Download GIF", f"{stem}.gif", "image/gif", lambda: animation.to_gif(storyboard())),
     ("Download MP4", f"{stem}.mp4", "video/mp4", lambda: animation.to_mp4(storyboard())),
 ]
 share = st.columns(len(downloads) + 1)
-for column, (label, file_name, mime, make) in zip(share, downloads):
+for column, (label, file_name, mime, make) in zip(share[:-1], downloads, strict=True):
     column.download_button(label, make, file_name=file_name, mime=mime, on_click="ignore", width="stretch")
 if current.saved_as:
     share[-1].caption(f"Saved in the library as {current.saved_as}")

@@ -8,8 +8,13 @@ import streamlit as st
 from attribution.analysis import trust
 from attribution.engine.outputs import OUTPUTS
 from attribution.presentation.narrate import TRUST_CHECKS
-from attribution.presentation.plots import (agreement_heatmap, convergence_chart, faithfulness_chart, grouped_bars,
-                                            randomisation_chart)
+from attribution.presentation.plots import (
+    agreement_heatmap,
+    convergence_chart,
+    faithfulness_chart,
+    grouped_bars,
+    randomisation_chart,
+)
 from pages.common import chosen_policy, explained_model, live_state, page_start, studied_episode, studied_step
 
 
@@ -61,14 +66,25 @@ state = np.asarray(state, np.float32)
 action = policy.act(state)
 target = settings.target_for(action)
 output_name = settings.output_name(target)
-st.markdown("State: " + ", ".join(f"{name} **{value:.3g}**" for name, value in zip(names, state.reshape(-1)))
-            + f". Explained: **{output_name}**.")
+st.markdown(
+    "State: "
+    + ", ".join(f"{name} **{value:.3g}**" for name, value in zip(names, state.reshape(-1), strict=True))
+    + f". Explained: **{output_name}**."
+)
 
 baselines = {"the app's baseline": settings.baseline, "zeros": np.zeros_like(state),
              "mean of reference states": reference.mean(axis=0), "reference state 0": reference[0]}
-found = run_checks(settings.policy_key, settings.output.kind, settings.action_a, settings.action_b, tuple(state.tolist()),
-                   target, tuple((k, tuple(np.asarray(v, float).tolist())) for k, v in baselines.items()),
-                   settings.steps, settings.method)
+found = run_checks(
+    settings.policy_key,
+    settings.output.kind,
+    settings.action_a,
+    settings.action_b,
+    tuple(state.tolist()),
+    target,
+    tuple((k, tuple(np.asarray(v, float).tolist())) for k, v in baselines.items()),
+    settings.steps,
+    settings.method,
+)
 verdicts = {"convergence": found["convergence"].verdict, "baselines": trust.baseline_verdict(found["baselines"]),
             "methods": trust.method_verdict(found["methods"]), "sanity": found["sanity"].verdict,
             "faithfulness": found["faithfulness"].verdict}
@@ -108,7 +124,9 @@ st.caption(f"IG's bars add up to {ig_sum:+.3g}; gradient × input's add up to {g
 
 section("sanity")
 sanity = found["sanity"]
-st.plotly_chart(randomisation_chart(sanity.layers, sanity.similarity), key="trust_sanity", config={"displayModeBar": False})
+st.plotly_chart(
+    randomisation_chart(sanity.layers, sanity.similarity), key="trust_sanity", config={"displayModeBar": False}
+)
 st.caption(f"The ranks of the bars' lengths alone keep a correlation of {sanity.magnitude_similarity:+.2f}: lengths "
            "partly follow the state's own scale whatever the weights, which is why signs and order are compared.")
 

@@ -16,9 +16,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-from attribution.engine import backend
 from attribution import integrated_gradients  # noqa: E402
-from attribution.engine.ig import _explain_paths  # noqa: E402
+from attribution.engine import backend
+from attribution.engine.ig import explain_paths  # noqa: E402
 from attribution.engine.quadrature import quadrature_rule  # noqa: E402
 
 CASES = {
@@ -57,7 +57,7 @@ def check_device_call(model, states: np.ndarray) -> None:
     """The GPU probe's on-device call (arguments already on the device) gives what the engine's run gives."""
     import jax
 
-    run = backend.compiled(model, states.shape[1:], _explain_paths, True)
+    run = backend.compiled(model, states.shape[1:], explain_paths, True)
     alphas, weights = (array.astype(np.float32) for array in quadrature_rule("gausslegendre", 8))
     n, origin = len(states), np.zeros((1, *states.shape[1:]), np.float32)
     targets = np.zeros(n, np.int32)
@@ -65,7 +65,7 @@ def check_device_call(model, states: np.ndarray) -> None:
     padded = (backend._pad(states, n), origin, backend._pad(targets, n), alphas, weights)
     on_device = run.device_call(*(jax.device_put(array) for array in padded))
     assert isinstance(on_device[0], jax.Array) and len(on_device[0]) == backend.bucket(n)
-    for expected, found in zip(through_numpy, on_device):
+    for expected, found in zip(through_numpy, on_device, strict=True):
         np.testing.assert_allclose(np.asarray(found)[:n], expected, rtol=1e-6, atol=1e-7)
 
 

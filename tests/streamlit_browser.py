@@ -78,4 +78,9 @@ def wait_until_idle(page, timeout_ms: int = 60_000) -> None:
 
 def metric_value(page, label: str) -> str:
     """The value shown by the st.metric labelled ``label``."""
-    return page.locator('[data-testid="stMetric"]').filter(has_text=label).locator('[data-testid="stMetricValue"]').inner_text()
+    return (
+        page.locator('[data-testid="stMetric"]')
+        .filter(has_text=label)
+        .locator('[data-testid="stMetricValue"]')
+        .inner_text()
+    )

@@ -71,6 +71,16 @@ def test_step_and_reset(live):
     assert metric(live, "Step") == "0"
 
 
+def test_a_replaced_live_episode_closes_its_environment(live):
+    button(live, "Step").click().run()
+    first = live.session_state.live.run
+    button(live, "Reset").click().run()
+    second = live.session_state.live.run
+    next(n for n in live.sidebar.number_input if n.label == "Seed").set_value(5).run()  # a new seed: a new episode
+    assert first.closed and second.closed and not live.session_state.live.run.closed
+    assert metric(live, "Step") == "0"
+
+
 @pytest.mark.parametrize("env_id", ["LunarLander-v3", "Acrobot-v1", "MountainCar-v0", "Pendulum-v1"])
 def test_every_shipped_environment_steps_and_reads(live, env_id):
     sidebar_select(live, "Environment").set_value(env_id).run()
@@ -122,7 +132,10 @@ def test_what_if_recomputes_without_touching_the_episode(live):
     button(live, "Step").click().run()
     next(t for t in live.toggle if t.label == "What if the state were different?").set_value(True).run()
     def pole_sliders():
-        return [next(s for s in live.slider if s.label == label) for label in ("pole angle (rad)", "pole angular velocity (rad/s)")]
+        return [
+            next(s for s in live.slider if s.label == label)
+            for label in ("pole angle (rad)", "pole angular velocity (rad/s)")
+        ]
 
     for slider in pole_sliders():  # the pole leaning and falling right, as far as the sliders go
         slider.set_value(slider.max)
@@ -142,7 +155,9 @@ def test_an_uploaded_policy_for_another_environment_is_listed_and_explained(live
     select = sidebar_select(live, "For environment")
     select.set_value("CartPole-v0").run()
     upload = next(u for u in live.get("file_uploader") if u.label == "Upload a policy (.keras)")
-    upload.set_value(("my_policy.keras", (POLICY_DIR / "CartPole-v1.keras").read_bytes(), "application/octet-stream")).run()
+    upload.set_value(
+        ("my_policy.keras", (POLICY_DIR / "CartPole-v1.keras").read_bytes(), "application/octet-stream")
+    ).run()
     assert not live.exception and not live.sidebar.error
     choice = sidebar_select(live, "Environment")
     assert choice.value.startswith("CartPole-v0 · my_policy.keras") and choice.options[0] == "CartPole-v1"
@@ -155,10 +170,15 @@ def test_an_uploaded_policy_for_another_environment_is_listed_and_explained(live
 
 def test_a_broken_policy_upload_gets_a_message_and_changes_nothing(live):
     choices = sidebar_select(live, "Environment").options
-    next(u for u in live.get("file_uploader") if u.label == "Upload a policy (.keras)").set_value(("broken.keras", b"not a keras archive", "application/octet-stream")).run()
+    next(u for u in live.get("file_uploader") if u.label == "Upload a policy (.keras)").set_value(
+        ("broken.keras", b"not a keras archive", "application/octet-stream")
+    ).run()
     assert not live.exception
     assert "broken.keras was not loaded" in live.sidebar.error[0].value
-    assert sidebar_select(live, "Environment").options == choices and sidebar_select(live, "Environment").value == "CartPole-v1"
+    assert (
+        sidebar_select(live, "Environment").options == choices
+        and sidebar_select(live, "Environment").value == "CartPole-v1"
+    )
     button(live, "Step").click().run()
     assert metric(live, "Step") == "1"
 
@@ -342,6 +362,8 @@ def test_trust_measures_faithfulness_over_the_replay_episode(replay):
     record(replay)
     replay.switch_page("pages/trust.py").run()
     assert not replay.exception, replay.exception
-    next(t for t in replay.toggle if t.label.startswith("Over every step of the Replay episode (500 steps)")).set_value(True).run()
+    next(t for t in replay.toggle if t.label.startswith("Over every step of the Replay episode (500 steps)")).set_value(
+        True
+    ).run()
     assert not replay.exception, replay.exception
     assert any("Do the important features really matter?" in c.value for c in replay.caption)

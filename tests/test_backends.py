@@ -9,10 +9,12 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from attribution import integrated_gradients
 from attribution.engine import backend
 from attribution.engine.examples import paper_network_1
-from networks import mlp, small_cnn
+
 from ig_on_backend import run_cases
+from networks import mlp, small_cnn
 
 WORKER = Path(__file__).with_name("ig_on_backend.py")
 
@@ -102,3 +104,46 @@ def test_compiling_the_engine_prints_no_autograph_warning(capfd, caplog):
     integrated_gradients(model, np.ones((1, 3), np.float32))
     printed = capfd.readouterr()
     assert "could not parse" not in printed.out + printed.err + caplog.text
+
+
+class _FakeConcrete:
+    """A concrete function whose public call gives 1.0 and whose private flat call gives ``private_value``."""
+
+    captured_inputs = ()
+
+    def __init__(self, private_value):
+        self.private_value, self.private_calls = private_value, 0
+
+    def __call__(self, *tensors):
+        import tensorflow as tf
+
+        return (tf.constant([1.0]),)
+
+    def _call_flat(self, tensors, captured):
+        import tensorflow as tf
+
+        self.private_calls += 1
+        return [tf.constant([self.private_value])]
+
+
+def test_the_private_flat_call_is_kept_only_where_it_agrees_with_the_public_one():
+    agreeing, disagreeing = _FakeConcrete(1.0), _FakeConcrete(2.0)
+    for concrete in (agreeing, disagreeing):
+        call = backend.flat_call(concrete)
+        assert [float(t.numpy()[0]) for _ in range(3) for t in call([])] == [1.0, 1.0, 1.0]
+    assert agreeing.private_calls == 3      # checked on the first call, then used
+    assert disagreeing.private_calls == 1   # checked once, then never used again
+
+    class WithoutPrivateCall(_FakeConcrete):
+        _call_flat = None
+
+    assert [float(t.numpy()[0]) for t in backend.flat_call(WithoutPrivateCall(2.0))([])] == [1.0]
+
+
+def test_the_engine_gives_the_same_attributions_through_the_public_call(monkeypatch, rng):
+    states = rng.normal(size=(6, 4)).astype(np.float32)
+    private = integrated_gradients(mlp(), states, target="all", steps=16, refine=False)
+    monkeypatch.setattr(backend, "USE_PRIVATE_FLAT_CALL", False)
+    public = integrated_gradients(mlp(), states, target="all", steps=16, refine=False)  # a new model: compiled anew
+    np.testing.assert_allclose(public.attributions, private.attributions, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(public.outputs, private.outputs, rtol=1e-6, atol=1e-7)

@@ -9,8 +9,7 @@ import keras
 import numpy as np
 import pytest
 
-from attribution import integrated_gradients
-from attribution import explain
+from attribution import explain, integrated_gradients
 
 
 def balancing_controller(obs: np.ndarray) -> int:
@@ -41,7 +40,9 @@ def trained_policy():
     hidden = keras.layers.Dense(64, activation="tanh")(keras.layers.Dense(64, activation="tanh")(obs))
     policy = keras.Model(obs, {"logits": keras.layers.Dense(2)(hidden)})
     trainer = keras.Model(obs, policy(obs)["logits"])
-    trainer.compile(keras.optimizers.Adam(3e-3), keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+    trainer.compile(
+        keras.optimizers.Adam(3e-3), keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"]
+    )
     history = trainer.fit(states, labels, epochs=15, batch_size=128, verbose=0)
     assert history.history["accuracy"][-1] > 0.9
     return policy
@@ -53,7 +54,9 @@ def test_the_policy_balances(trained_policy):
     assert len(states) >= 200
 
 
-@pytest.mark.parametrize("wrap", [explain.action_probabilities, explain.action_logits, explain.action_log_probabilities])
+@pytest.mark.parametrize(
+    "wrap", [explain.action_probabilities, explain.action_logits, explain.action_log_probabilities]
+)
 def test_gap_under_one_percent_at_default_settings_over_real_rollout_states(trained_policy, wrap):
     model = wrap(trained_policy)
     greedy = explain.action_logits(trained_policy)

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from attribution.rl.episodes import Episode, EpisodeError, Frames, load_episode, save_episode
-from attribution.rl.rollout import record_episode, replay_observations
 from attribution.rl.policies import policy_from_model
+from attribution.rl.rollout import record_episode, replay_observations
 
 
 def random_policy(env_id, n_in, n_out, head="logits", seed=0):
@@ -37,7 +37,9 @@ def test_an_episode_records_every_step(episode, cartpole):
     assert episode.actions.shape == (t,) and set(episode.actions) <= {0, 1}
     assert episode.rewards.shape == (t,) and episode.total_return == float(t)  # CartPole pays 1 a step
     assert episode.policy_outputs.shape == (t, 2)
-    np.testing.assert_allclose(episode.policy_outputs, cartpole.heads(episode.observations)["logits"], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        episode.policy_outputs, cartpole.heads(episode.observations)["logits"], rtol=1e-5, atol=1e-6
+    )
     assert (episode.actions == episode.policy_outputs.argmax(axis=1)).all()  # greedy
     assert len(episode.frames) == t and episode.frames[0].shape == (400, 600, 3)
     assert episode.env_id == "CartPole-v1" and episode.seed == 3 and episode.greedy
@@ -47,9 +49,13 @@ def test_replaying_the_seed_and_actions_reproduces_the_observations(episode):
     np.testing.assert_array_equal(replay_observations(episode), episode.observations)
 
 
-@pytest.mark.parametrize("env_id, n_in, n_out, head", [("LunarLander-v3", 8, 4, "logits"), ("Pendulum-v1", 3, 1, "mean")])
+@pytest.mark.parametrize(
+    "env_id, n_in, n_out, head", [("LunarLander-v3", 8, 4, "logits"), ("Pendulum-v1", 3, 1, "mean")]
+)
 def test_replay_is_exact_for_box2d_and_continuous_actions(env_id, n_in, n_out, head):
-    recorded = record_episode(random_policy(env_id, n_in, n_out, head), seed=11, greedy=False, render=False, max_steps=150)
+    recorded = record_episode(
+        random_policy(env_id, n_in, n_out, head), seed=11, greedy=False, render=False, max_steps=150
+    )
     assert len(recorded.frames) == 0
     np.testing.assert_array_equal(replay_observations(recorded), recorded.observations)
 
@@ -81,7 +87,8 @@ def test_a_long_lunar_lander_episode_with_frames_stays_small():
     """Measured per frame on real LunarLander frames, scaled to the 1,000-step limit."""
     recorded = record_episode(random_policy("LunarLander-v3", 8, 4), seed=1, greedy=False, max_steps=200)
     per_step = recorded.frames.nbytes / len(recorded) + sum(
-        a.nbytes for a in (recorded.observations, recorded.actions, recorded.rewards, recorded.policy_outputs)) / len(recorded)
+        a.nbytes for a in (recorded.observations, recorded.actions, recorded.rewards, recorded.policy_outputs)
+    ) / len(recorded)
     assert per_step * 1000 < 30e6, f"{per_step * 1000 / 1e6:.1f} MB for 1,000 steps"
 
 
@@ -99,13 +106,25 @@ def test_damaged_and_foreign_files_get_a_clear_error(episode, tmp_path):
         "random.npz": (os.urandom(2000), "is not an episode file"),
         "truncated.npz": (good[: len(good) // 2], "is not an episode file"),
         "foreign.npz": (npz_bytes(x=np.zeros(3)), "it lacks observations, actions"),
-        "pickled.npz": (npz_bytes(observations=np.array([{"a": 1}], dtype=object), actions=np.zeros(1), rewards=np.zeros(1),
-                                  policy_outputs=np.zeros((1, 2)), metadata=np.zeros(1, np.uint8),
-                                  frame_lengths=np.zeros(0, int), frame_bytes=np.zeros(0, np.uint8)), "is not an episode file"),
+        "pickled.npz": (
+            npz_bytes(
+                observations=np.array([{"a": 1}], dtype=object),
+                actions=np.zeros(1),
+                rewards=np.zeros(1),
+                policy_outputs=np.zeros((1, 2)),
+                metadata=np.zeros(1, np.uint8),
+                frame_lengths=np.zeros(0, int),
+                frame_bytes=np.zeros(0, np.uint8),
+            ),
+            "is not an episode file",
+        ),
     }
     with np.load(io.BytesIO(good)) as data:
         arrays = {key: data[key] for key in data.files}
-    cases["short_rewards.npz"] = (npz_bytes(**{**arrays, "rewards": arrays["rewards"][:-1]}), r"rewards has shape \(\d+,\)")
+    cases["short_rewards.npz"] = (
+        npz_bytes(**{**arrays, "rewards": arrays["rewards"][:-1]}),
+        r"rewards has shape \(\d+,\)",
+    )
     cases["other_format.npz"] = (npz_bytes(**{**arrays, "metadata": np.frombuffer(b'{"format": "x"}', np.uint8)}),
                                  "names no 'rl-attribution episode' format")
     cases["bad_frames.npz"] = (npz_bytes(**{**arrays, "frame_lengths": arrays["frame_lengths"] + 1}), "damaged frames")
@@ -136,3 +155,52 @@ def test_frames_decode_to_what_was_stored():
     frames.append(picture)
     np.testing.assert_array_equal(frames[0], picture)
     assert len(frames) == 1 and frames.nbytes > 0
+
+
+# ---- the one episode loop ----
+
+def test_the_stepper_makes_its_environment_with_make_env_and_closes_it(monkeypatch):
+    from attribution.rl import rollout
+
+    made = []
+
+    def make_env(env_id, render_mode=None):
+        from attribution.rl.environments import make_env as real
+
+        made.append((env_id, render_mode))
+        return real(env_id, render_mode)
+
+    monkeypatch.setattr(rollout, "make_env", make_env)
+    with rollout.EpisodeStepper("CartPole-v1", seed=3, record_frames=True) as run:
+        while run.t < 5:
+            run.step(0, policy_output=np.zeros(2, np.float32))
+        episode = run.episode("test", greedy=True)
+    assert made == [("CartPole-v1", "rgb_array")] and run.closed
+    assert len(episode) == 5 and len(episode.frames) == 5 and episode.observations.shape == (5, 4)
+    assert episode.policy_outputs.shape == (5, 2) and episode.total_return == 5.0
+
+
+def test_the_stepper_refuses_to_step_past_the_end_and_starts_anew_on_reset():
+    from attribution.rl.rollout import EpisodeStepper
+
+    run = EpisodeStepper("CartPole-v1", seed=0)
+    while not run.done:
+        run.step(0)
+    with pytest.raises(ValueError, match=r"the episode ended after \d+ steps; reset it"):
+        run.step(0)
+    first = run.t
+    run.reset(1)
+    assert run.t == 0 and not run.done and run.total_return == 0.0 and first > 0
+    run.close()
+    run.close()  # closing twice is harmless
+    assert run.closed
+
+
+def test_greedy_rollouts_count_whole_episodes_and_steps(cartpole):
+    from attribution.rl.rollout import greedy_rollouts
+
+    returns, states = greedy_rollouts(cartpole, "CartPole-v1", episodes=3, first_seed=7)
+    assert len(returns) == 3 and len(states) == returns.sum()  # CartPole pays 1 per step
+    assert greedy_rollouts(cartpole, "CartPole-v1", max_steps=50)[1].shape == (50, 4)
+    np.testing.assert_array_equal(record_episode(cartpole, seed=7, render=False).observations,
+                                  states[:int(returns[0])])

@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 
 from attribution import IGResult, integrated_gradients
-from attribution.engine.quadrature import METHODS
 from attribution.engine.examples import linear_model, paper_network_1, paper_network_2
-from networks import mlp, small_cnn
+from attribution.engine.quadrature import METHODS
 
+from networks import mlp, small_cnn
 
 # ---- exactness ----
 
@@ -175,12 +175,12 @@ def test_the_memory_budget_counts_the_layers_inside_a_wrapped_policy():
 
 def test_no_retracing_when_n_or_targets_change(rng):
     from attribution.engine import backend
-    from attribution.engine.ig import _explain_paths
+    from attribution.engine.ig import explain_paths
 
     model = mlp()
     for n, target in [(1, None), (5, 0), (17, "all"), (3, np.array([2, 1, 0]))]:
         integrated_gradients(model, rng.normal(size=(n, 4)), target=target, steps=8 * n)
-    compiled = [key for key in backend._cache[model] if isinstance(key, tuple) and _explain_paths in key]
+    compiled = [key for key in backend._cache[model] if isinstance(key, tuple) and explain_paths in key]
     assert len(compiled) == 1  # one compiled function for every N, target and steps
 
 
@@ -209,14 +209,20 @@ def test_refine_stops_at_max_steps(rng):
 
 # ---- bad input: a ValueError that names what was received ----
 
-@pytest.mark.parametrize("states, message", [
-    (np.zeros((3, 5)), r"states must have shape \(N, 4\).*received shape \(3, 5\)"),
-    (np.zeros(4), r"received shape \(4,\) \(one state\? pass states\[None\]\)"),
-    (np.zeros((0, 4)), r"N >= 1; received shape \(0, 4\)"),
-    ([[1.0, np.nan, 0, 0]], r"states must be finite; received 1 NaN or inf value\(s\), the first at index \(0, 1\): nan"),
-    ([[1.0, 0, np.inf, 0]], r"states must be finite.*index \(0, 2\): inf"),
-    ([["a", "b", "c", "d"]], r"states must be an array of numbers"),
-])
+@pytest.mark.parametrize(
+    "states, message",
+    [
+        (np.zeros((3, 5)), r"states must have shape \(N, 4\).*received shape \(3, 5\)"),
+        (np.zeros(4), r"received shape \(4,\) \(one state\? pass states\[None\]\)"),
+        (np.zeros((0, 4)), r"N >= 1; received shape \(0, 4\)"),
+        (
+            [[1.0, np.nan, 0, 0]],
+            r"states must be finite; received 1 NaN or inf value\(s\), the first at index \(0, 1\): nan",
+        ),
+        ([[1.0, 0, np.inf, 0]], r"states must be finite.*index \(0, 2\): inf"),
+        ([["a", "b", "c", "d"]], r"states must be an array of numbers"),
+    ],
+)
 def test_bad_states(states, message):
     with pytest.raises(ValueError, match=message):
         integrated_gradients(mlp(), states)

@@ -3,20 +3,26 @@
 import numpy as np
 import pytest
 
-from attribution.rl.environments import ENVIRONMENTS, Phrase, phrases
 from attribution.presentation.narrate import completeness_sentence, step_sentence
+from attribution.rl.environments import ENVIRONMENTS, Phrase, phrases
 
 CARTPOLE = ENVIRONMENTS["CartPole-v1"].phrases
 
 
 def test_the_issues_example():
     sentence = step_sentence("The agent pushed RIGHT", [0.01, -0.02, 0.31, 0.12], [0.0, -0.1, 0.05, 0.4], CARTPOLE)
-    assert sentence == "The agent pushed RIGHT mostly because the pole leans right (+0.31) and the pole is falling right (+0.12)."
+    assert (
+        sentence
+        == "The agent pushed RIGHT mostly because the pole leans right (+0.31) and the pole is falling right (+0.12)."
+    )
 
 
 def test_a_feature_that_pushed_against_is_named_when_it_matters():
     sentence = step_sentence("The agent pushed LEFT", [0.0, -0.2, 0.5, 0.0], [0.0, 0.3, -0.05, 0.0], CARTPOLE)
-    assert sentence == "The agent pushed LEFT mostly because the pole leans left (+0.5), even though the cart moves right (-0.2)."
+    assert (
+        sentence
+        == "The agent pushed LEFT mostly because the pole leans left (+0.5), even though the cart moves right (-0.2)."
+    )
 
 
 def test_when_the_output_fell_the_sentence_leads_with_what_held_it_down():
@@ -29,7 +35,9 @@ def test_when_the_output_fell_the_sentence_leads_with_what_held_it_down():
 def test_phrases_follow_the_sign_of_the_observation_and_the_pivot():
     assert CARTPOLE[2].describe(-0.1) == "the pole leans left" and CARTPOLE[2].describe(0.1) == "the pole leans right"
     car = ENVIRONMENTS["MountainCar-v0"].phrases[0]
-    assert car.describe(-0.9) == "the car is on the left slope" and car.describe(-0.3) == "the car is on the right slope"
+    assert (
+        car.describe(-0.9) == "the car is on the left slope" and car.describe(-0.3) == "the car is on the right slope"
+    )
     leg = ENVIRONMENTS["LunarLander-v3"].phrases[6]
     assert leg.describe(1.0) == "the left leg touches the ground" and leg.describe(0.0) == "the left leg is in the air"
 
@@ -44,7 +52,9 @@ def test_every_shipped_environment_reads_its_strongest_feature(env_id):
         values[strongest] = 0.5
         observation = np.linspace(-1, 1, n)
         sentence = step_sentence("The agent acted", values, observation, info.phrases)
-        assert sentence.startswith(f"The agent acted mostly because {info.phrases[strongest].describe(observation[strongest])} (+0.5)")
+        assert sentence.startswith(
+            f"The agent acted mostly because {info.phrases[strongest].describe(observation[strongest])} (+0.5)"
+        )
 
 
 def test_unknown_features_get_generic_phrases():
@@ -53,7 +63,9 @@ def test_unknown_features_get_generic_phrases():
 
 
 def test_nothing_moved_and_everything_against():
-    assert step_sentence("The agent acted", [0.0, 0.0], [1, 2], CARTPOLE[:2]).endswith("no feature moved it away from the baseline.")
+    assert step_sentence("The agent acted", [0.0, 0.0], [1, 2], CARTPOLE[:2]).endswith(
+        "no feature moved it away from the baseline."
+    )
     assert "every feature pushed against it; most of all the cart moves right (-0.4)" in step_sentence(
         "The agent acted", [-0.1, -0.4], [1, 2], CARTPOLE[:2])
 

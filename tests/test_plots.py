@@ -59,10 +59,17 @@ def test_timeline_kind_is_checked():
 
 
 def test_trust_charts_draw_what_they_are_given():
-    from attribution.presentation.plots import agreement_heatmap, convergence_chart, faithfulness_chart, grouped_bars, randomisation_chart
+    from attribution.presentation.plots import (
+        agreement_heatmap,
+        convergence_chart,
+        faithfulness_chart,
+        grouped_bars,
+        randomisation_chart,
+    )
 
-    convergence = convergence_chart((8, 16), {"gausslegendre": np.array([1e-3, 1e-4]), "riemann_left": np.array([0.2, 0.1])},
-                                    16, "gausslegendre")
+    convergence = convergence_chart(
+        (8, 16), {"gausslegendre": np.array([1e-3, 1e-4]), "riemann_left": np.array([0.2, 0.1])}, 16, "gausslegendre"
+    )
     assert [t.name for t in convergence.data] == ["gausslegendre", "riemann_left"]
     np.testing.assert_allclose(convergence.data[1].y, [20.0, 10.0])  # in percent
     assert convergence.layout.shapes[0].x0 == 16

@@ -13,11 +13,11 @@ import keras
 import numpy as np
 import pytest
 
-from attribution import integrated_gradients
-from attribution import explain
+from attribution import explain, integrated_gradients
 from attribution.rl.episodes import record_episode, save_episode
 from attribution.rl.library import EpisodeLibrary
 from attribution.rl.policies import load_policy
+
 from test_app import button, metric, record, run_app, sidebar_select
 
 ROOT = Path(__file__).resolve().parents[1]

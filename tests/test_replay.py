@@ -8,15 +8,14 @@ import re
 import numpy as np
 import pytest
 
-from attribution import integrated_gradients
-from attribution import explain
+from attribution import explain, integrated_gradients
 from attribution.analysis.bookmarks import find_bookmarks
+from attribution.analysis.episode_attribution import attribute_episode, softmax
 from attribution.episodes import EpisodeError, record_episode, save_episode
 from attribution.presentation.exports import CSV_COLUMNS, html_report, to_csv, to_json
-from attribution.rl.library import EpisodeLibrary
 from attribution.presentation.plots import attribution_timeline, downsample_extremes
+from attribution.rl.library import EpisodeLibrary
 from attribution.rl.policies import load_policy
-from attribution.analysis.episode_attribution import attribute_episode, softmax
 
 ACTIONS = ("left", "right")
 
@@ -75,13 +74,17 @@ def test_continuous_actions_bookmark_a_change_of_sign():
 
 def test_csv_rows_are_the_engines_numbers(cartpole):
     policy, episode, _, explained = cartpole
-    rows = list(csv.reader(io.StringIO(to_csv(episode, explained, policy.info.feature_names, policy.info.action_names))))
+    rows = list(
+        csv.reader(io.StringIO(to_csv(episode, explained, policy.info.feature_names, policy.info.action_names)))
+    )
     assert tuple(rows[0]) == CSV_COLUMNS and len(rows) == 1 + 60 * 4
     step_10 = [row for row in rows[1:] if row[0] == "10"]
     assert [row[1] for row in step_10] == list(policy.info.feature_names)
     np.testing.assert_array_equal([float(row[4]) for row in step_10], explained.attributions[10])  # exact round trip
     np.testing.assert_array_equal([float(row[5]) for row in step_10], episode.observations[10])
-    assert step_10[0][2] == policy.info.action_names[episode.actions[10]] and step_10[0][3] == explained.output_names[10]
+    assert (
+        step_10[0][2] == policy.info.action_names[episode.actions[10]] and step_10[0][3] == explained.output_names[10]
+    )
 
 
 def test_json_holds_the_settings_and_the_completeness_gap(cartpole):
@@ -91,7 +94,9 @@ def test_json_holds_the_settings_and_the_completeness_gap(cartpole):
     assert len(found["per_step"]) == 60
     step = found["per_step"][10]
     np.testing.assert_array_equal(step["attributions"], explained.attributions[10])
-    assert step["completeness_gap"] == pytest.approx(sum(step["attributions"]) - (step["output_at_state"] - step["output_at_baseline"]), abs=1e-6)
+    assert step["completeness_gap"] == pytest.approx(
+        sum(step["attributions"]) - (step["output_at_state"] - step["output_at_baseline"]), abs=1e-6
+    )
 
 
 def test_html_report_opens_without_a_network(cartpole):

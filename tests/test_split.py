@@ -9,6 +9,7 @@ from attribution import integrated_gradients
 from attribution.engine import backend
 from attribution.engine import split as splitting
 from attribution.engine.examples import linear_model
+
 from networks import mlp, small_cnn
 
 
@@ -58,7 +59,9 @@ def test_a_split_linear_model_stays_exact(rng):
     assert backend.split(model, (5,)).at_first_layer
     states, baseline = rng.normal(size=(10, 5)) * 3, rng.normal(size=5)
     result = integrated_gradients(model, states, baseline=baseline, target="all", steps=3, method="riemann_left")
-    np.testing.assert_allclose(result.attributions, (states - baseline)[:, None, :] * weights.T[None], rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(
+        result.attributions, (states - baseline)[:, None, :] * weights.T[None], rtol=1e-5, atol=1e-5
+    )
 
 
 @pytest.mark.parametrize("model", [

@@ -4,8 +4,8 @@ import json
 
 import numpy as np
 
-from attribution.training import ppo, train
 from attribution.rl.policies import load_policy_file
+from attribution.training import ppo, train
 
 
 def test_running_mean_std_matches_numpy_over_batches():

@@ -4,12 +4,23 @@ import keras
 import numpy as np
 import pytest
 
-from attribution import integrated_gradients
-from attribution import explain
+from attribution import explain, integrated_gradients
+from attribution.analysis.trust import (
+    agreement,
+    baseline_sensitivity,
+    baseline_verdict,
+    convergence,
+    expected_gradients,
+    faithfulness,
+    gradients,
+    method_comparison,
+    method_verdict,
+    randomisation_check,
+    spearman,
+)
 from attribution.engine.examples import linear_model
 from attribution.rl.policies import load_policy
-from attribution.analysis.trust import (agreement, baseline_sensitivity, baseline_verdict, convergence, expected_gradients,
-                               faithfulness, gradients, method_comparison, method_verdict, randomisation_check, spearman)
+
 from networks import mlp
 
 WEIGHTS = np.array([[3.0, 0.0], [-2.0, 1.0], [0.5, 1.0], [1.0, -1.0]], np.float32)
@@ -62,7 +73,7 @@ def test_a_randomised_network_changes_its_attributions():
     assert len(found.layers) >= 3 and found.attributions.shape == (len(found.layers) + 1, 4)
     assert not np.allclose(found.attributions[0], found.attributions[-1])
     assert found.verdict.passed, found.verdict.reason
-    for before, after in zip(weights_before, policy.model.get_weights()):  # the shared policy is untouched
+    for before, after in zip(weights_before, policy.model.get_weights(), strict=True):  # the shared policy is untouched
         np.testing.assert_array_equal(before, after)
 
 
@@ -110,7 +121,9 @@ def test_faithfulness_over_many_states_averages_the_single_curves(rng):
     states = rng.normal(size=(5, 4)).astype(np.float32)
     found = integrated_gradients(model, states, target=0)
     together = faithfulness(model, states, 0, found.attributions)
-    singles = [faithfulness(model, s, 0, a) for s, a in zip(states, found.attributions)]
+    singles = [faithfulness(model, s, 0, a) for s, a in zip(states, found.attributions, strict=True)]
     assert together.states == 5
     np.testing.assert_allclose(together.deletion, np.mean([s.deletion for s in singles], axis=0), rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(together.insertion, np.mean([s.insertion for s in singles], axis=0), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        together.insertion, np.mean([s.insertion for s in singles], axis=0), rtol=1e-5, atol=1e-6
+    )

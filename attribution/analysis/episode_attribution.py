@@ -8,8 +8,8 @@ import time
 
 import numpy as np
 
-from attribution.rl.episodes import Episode
 from attribution.engine.ig import integrated_gradients
+from attribution.rl.episodes import Episode
 
 
 @dataclasses.dataclass(frozen=True)

@@ -76,8 +76,10 @@ def baseline_sensitivity(model, state, target: int, baselines: dict) -> dict[str
     """name -> attributions (*obs) for each baseline, all in one engine call."""
     names = list(baselines)
     states = np.repeat(np.asarray(state, np.float32)[None], len(names), axis=0)
-    result = integrated_gradients(model, states, np.stack([np.asarray(baselines[n], np.float32) for n in names]), target)
-    return dict(zip(names, result.attributions))
+    result = integrated_gradients(
+        model, states, np.stack([np.asarray(baselines[n], np.float32) for n in names]), target
+    )
+    return dict(zip(names, result.attributions, strict=True))
 
 
 def expected_gradients(model, state, target: int, references, steps: int = 16) -> np.ndarray:
@@ -182,7 +184,9 @@ def randomisation_check(policy_model: keras.Model, wrap, state, target: int, bas
     copy.set_weights(trained)
     explained = wrap(copy)  # one copy for every draw, so the engine compiles it once
     state = np.asarray(state, np.float32)[None]
-    layers = [layer for layer in backend.all_layers(copy) if layer.trainable_weights and not getattr(layer, "layers", None)]
+    layers = [
+        layer for layer in backend.all_layers(copy) if layer.trainable_weights and not getattr(layer, "layers", None)
+    ]
     rng = np.random.default_rng(seed)
     original = integrated_gradients(explained, state, baseline, target).attributions[0]
     similarity, magnitude, first_draw = np.zeros(len(layers)), [], [original]

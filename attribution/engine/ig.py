@@ -112,8 +112,10 @@ def integrated_gradients(
     per_path = _check_target(target, len(states), n_outputs)  # (N, K); -1 = the argmax, found in the call
     if jit_compile is None:
         jit_compile = backend.default_jit_compile(model)
-    run = backend.compiled(model, obs_shape, _explain_paths, jit_compile)
-    rows_per_call = batch_size or backend.cached(model, ("rows_per_call", obs_shape), lambda: _rows_per_call(model, obs_shape))
+    run = backend.compiled(model, obs_shape, explain_paths, jit_compile)
+    rows_per_call = batch_size or backend.cached(
+        model, ("rows_per_call", obs_shape), lambda: _rows_per_call(model, obs_shape)
+    )
     n, k = per_path.shape
 
     def attribute(index: np.ndarray | slice, n_steps: int):
@@ -150,7 +152,7 @@ def integrated_gradients(
     return IGResult(attributions, delta, targets, outputs, baseline_outputs, steps_used, method)
 
 
-def _explain_paths(split, vjp, x, x0, targets, alphas, weights):
+def explain_paths(split, vjp, x, x0, targets, alphas, weights):
     """The compiled core, in keras.ops: one forward and one backward pass over every path point.
 
     The path is built after the model's affine head (``split.py``; the identity for most models):
@@ -192,7 +194,7 @@ def _explain_paths(split, vjp, x, x0, targets, alphas, weights):
 def _integrate(run, x, x0, targets, alphas, weights, rows_per_call):
     """Chunk the (paths * points) rows under ``rows_per_call``: by paths, and by path points
     when one path alone is too long (the rule is a weighted sum, so point chunks add up).
-    Returns what ``_explain_paths`` returns, for all paths, as numpy arrays."""
+    Returns what ``explain_paths`` returns, for all paths, as numpy arrays."""
     n_points = len(alphas)
     paths_per_call = max(1, rows_per_call // (n_points + 2))  # + each path's two ends
     paths_per_call = 1 << (paths_per_call.bit_length() - 1)  # a power of two is a bucket: JAX pads no full chunk
@@ -209,7 +211,7 @@ def _integrate(run, x, x0, targets, alphas, weights, rows_per_call):
     except Exception as error:  # keep the framework's message, behind one that says what was tried
         raise ValueError(f"the model failed on float32 inputs of shape (N, {', '.join(map(str, x.shape[1:]))}): "
                          f"{type(error).__name__}: {error}") from error
-    return chunks[0] if len(chunks) == 1 else tuple(np.concatenate(arrays) for arrays in zip(*chunks))
+    return chunks[0] if len(chunks) == 1 else tuple(np.concatenate(arrays) for arrays in zip(*chunks, strict=True))
 
 
 def _rows_per_call(model, obs_shape) -> int:
@@ -265,7 +267,9 @@ def _check_states(model, states: np.ndarray) -> tuple:
     if states.ndim == 0 or len(states) == 0:
         raise ValueError(f"states must be an array (N, *obs_shape) with N >= 1; received shape {states.shape}.")
     if expected is not None:
-        compatible = states.ndim == len(expected) + 1 and all(e is None or e == s for e, s in zip(expected, states.shape[1:]))
+        compatible = states.ndim == len(expected) + 1 and all(
+            e is None or e == s for e, s in zip(expected, states.shape[1:], strict=True)
+        )
         if not compatible:
             hint = " (one state? pass states[None])" if states.shape == tuple(expected) else ""
             raise ValueError(f"states must have shape (N, {', '.join(map(str, expected))}) to fit the model; "

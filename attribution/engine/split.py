@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import keras
 import numpy as np
@@ -81,7 +81,9 @@ def _affine_part(layer) -> Callable | None:
             if not layer.use_bias:
                 return z
             channels_last = layer.data_format == "channels_last"
-            shape = (1,) * (layer.rank + 1) + (layer.filters,) if channels_last else (1, layer.filters) + (1,) * layer.rank
+            shape = (
+                (1,) * (layer.rank + 1) + (layer.filters,) if channels_last else (1, layer.filters) + (1,) * layer.rank
+            )
             return z + ops.reshape(layer.bias, shape)
         return convolution
     return None

@@ -58,7 +58,11 @@ def _bars_panel(values, names, title: str, scale: float, height: int, font) -> I
         y = 36 + k * row
         draw.text((10, y + row // 4), str(names[i])[:26], fill="#333", font=font)
         length = int(round(half * values[i] / scale))
-        box = (centre, y + 4, centre + length, y + row - 4) if length >= 0 else (centre + length, y + 4, centre, y + row - 4)
+        box = (
+            (centre, y + 4, centre + length, y + row - 4)
+            if length >= 0
+            else (centre + length, y + 4, centre, y + row - 4)
+        )
         draw.rectangle(box, fill=PUSHES_UP if values[i] >= 0 else PUSHES_DOWN)
         draw.text((PANEL_WIDTH - value_width + 4, y + row // 4), f"{values[i]:+.2g}", fill="#333", font=font)
     return panel
@@ -82,6 +86,8 @@ def to_mp4(images, fps: float = 10) -> bytes:
         stream = container.add_stream("libx264", rate=int(fps))
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
         for image in images:
-            container.mux(stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(image[:height, :width]), format="rgb24")))
+            container.mux(
+                stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(image[:height, :width]), format="rgb24"))
+            )
         container.mux(stream.encode())
     return buffer.getvalue()

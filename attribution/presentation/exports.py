@@ -13,8 +13,8 @@ import json
 import numpy as np
 import plotly.io
 
-from attribution.rl.episodes import Episode
 from attribution.analysis.episode_attribution import EpisodeAttribution
+from attribution.rl.episodes import Episode
 
 CSV_COLUMNS = ("step", "feature", "action", "explained output", "attribution", "observation value")
 
@@ -30,15 +30,21 @@ def attribution_rows(episode: Episode, explained: EpisodeAttribution, feature_na
     """One row per step and feature, in CSV_COLUMNS order."""
     observations = episode.observations.reshape(len(episode), -1)
     actions = action_labels(episode, action_names)
-    return [(t, name, actions[t], explained.output_names[t], float(explained.attributions[t, i]), float(observations[t, i]))
-            for t in range(len(episode)) for i, name in enumerate(feature_names)]
+    return [
+        (t, name, actions[t], explained.output_names[t], float(explained.attributions[t, i]), float(observations[t, i]))
+        for t in range(len(episode))
+        for i, name in enumerate(feature_names)
+    ]
 
 
 def to_csv(episode: Episode, explained: EpisodeAttribution, feature_names, action_names) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
-    writer.writerows((*row[:4], repr(row[4]), repr(row[5])) for row in attribution_rows(episode, explained, feature_names, action_names))
+    writer.writerows(
+        (*row[:4], repr(row[4]), repr(row[5]))
+        for row in attribution_rows(episode, explained, feature_names, action_names)
+    )
     return buffer.getvalue()
 
 
@@ -70,7 +76,9 @@ def html_report(title: str, summary: list[str], settings: dict, figures) -> str:
     """
     charts = [plotly.io.to_html(figure, full_html=False, include_plotlyjs=(i == 0), config={"displaylogo": False})
               for i, figure in enumerate(figures)]
-    rows = "".join(f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>" for k, v in settings.items())
+    rows = "".join(
+        f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>" for k, v in settings.items()
+    )
     sentences = "".join(f"<p>{html.escape(line)}</p>" for line in summary)
     return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
             "<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}"

@@ -32,12 +32,20 @@ def attribution_bars(feature_names, attributions, title: str = "") -> go.Figure:
     values_column = [dict(x=1, xref="paper", xanchor="left", xshift=6, y=names[i], yref="y", showarrow=False,
                           text=f"{values[i]:+.3g}", font=dict(color=PUSHES_UP if values[i] >= 0 else PUSHES_DOWN))
                      for i in order]
-    return go.Figure(data=[bars], layout=dict(  # one layout dict: a third of the time of update_layout + add_vline
-        title=dict(text=title),
-        xaxis=dict(title=dict(text="attribution<br>+ raises the output, − lowers it")),
-        annotations=values_column,
-        margin=dict(l=10, r=VALUES_COLUMN_PX, t=40 if title else 10, b=10), height=80 + 36 * len(values), showlegend=False,
-        shapes=[dict(type="line", x0=0, x1=0, xref="x", y0=0, y1=1, yref="paper", line=dict(width=1, color="#888"))]))
+    return go.Figure(
+        data=[bars],
+        layout=dict(  # one layout dict: a third of the time of update_layout + add_vline
+            title=dict(text=title),
+            xaxis=dict(title=dict(text="attribution<br>+ raises the output, − lowers it")),
+            annotations=values_column,
+            margin=dict(l=10, r=VALUES_COLUMN_PX, t=40 if title else 10, b=10),
+            height=80 + 36 * len(values),
+            showlegend=False,
+            shapes=[
+                dict(type="line", x0=0, x1=0, xref="x", y0=0, y1=1, yref="paper", line=dict(width=1, color="#888"))
+            ],
+        ),
+    )
 
 
 MAX_COLUMNS = 600  # time points drawn; longer episodes are downsampled keeping each stretch's extreme
@@ -53,7 +61,7 @@ def downsample_extremes(values, max_columns: int = MAX_COLUMNS) -> tuple[np.ndar
     edges = np.linspace(0, len(values), max_columns + 1).astype(int)
     starts = edges[:-1]
     picked = np.empty((max_columns, values.shape[1]))
-    for c, (start, stop) in enumerate(zip(starts, edges[1:])):
+    for c, (start, stop) in enumerate(zip(starts, edges[1:], strict=True)):
         stretch = values[start:stop]
         picked[c] = stretch[np.abs(stretch).argmax(axis=0), np.arange(values.shape[1])]
     return starts, picked
@@ -93,8 +101,19 @@ def attribution_timeline(feature_names, attributions, actions, rewards, action_n
     action_axis = dict(title=dict(text="action"))
     if actions.ndim == 1 and action_names is not None:
         labels = [action_names[int(a)] for a in actions]
-        traces.append(go.Scatter(x=steps, y=actions, mode="markers", name="action", marker=dict(size=6, color="#555"),
-                                 text=labels, hovertemplate="step %{x}: %{text}<extra></extra>", xaxis="x2", yaxis="y2"))
+        traces.append(
+            go.Scatter(
+                x=steps,
+                y=actions,
+                mode="markers",
+                name="action",
+                marker=dict(size=6, color="#555"),
+                text=labels,
+                hovertemplate="step %{x}: %{text}<extra></extra>",
+                xaxis="x2",
+                yaxis="y2",
+            )
+        )
         action_axis.update(tickvals=list(range(len(action_names))), ticktext=list(action_names))
     else:
         traces.append(go.Scatter(x=steps, y=actions.reshape(len(actions), -1)[:, 0], mode="lines", name="action",
@@ -120,7 +139,7 @@ def _stacked_rows(heights, y_axes, spacing: float) -> dict:
     """
     usable = 1 - spacing * (len(heights) - 1)
     layout, top = {}, 1.0
-    for row, (height, y_axis) in enumerate(zip(heights, y_axes), start=1):
+    for row, (height, y_axis) in enumerate(zip(heights, y_axes, strict=True), start=1):
         suffix = "" if row == 1 else str(row)
         bottom = max(0.0, top - height * usable)
         y_axis = dict(title=dict(text=y_axis)) if isinstance(y_axis, str) else dict(y_axis)
@@ -145,15 +164,44 @@ def comparison_heatmaps(feature_names, first, second, first_label: str, second_l
     d_steps, difference = downsample_extremes(np.asarray(first, float)[:matched] - np.asarray(second, float)[:matched])
     limit = float(max(np.abs(a).max(initial=0), np.abs(b).max(initial=0))) or 1.0
     titles = (first_label, second_label, f"{first_label} − {second_label}")
-    traces = [go.Heatmap(z=values.T, x=steps, y=list(feature_names), colorscale="RdBu", zmid=0, zmin=-limit, zmax=limit,
-                         showscale=row == 1, colorbar=dict(title=dict(text="attribution"), len=0.9), name=title,
-                         hovertemplate="step %{x}<br>%{y}: %{z:+.3g}<extra></extra>",
-                         xaxis="x" if row == 1 else f"x{row}", yaxis="y" if row == 1 else f"y{row}")
-              for row, (steps, values, title) in enumerate(zip((a_steps, b_steps, d_steps), (a, b, difference), titles), start=1)]
+    traces = [
+        go.Heatmap(
+            z=values.T,
+            x=steps,
+            y=list(feature_names),
+            colorscale="RdBu",
+            zmid=0,
+            zmin=-limit,
+            zmax=limit,
+            showscale=row == 1,
+            colorbar=dict(title=dict(text="attribution"), len=0.9),
+            name=title,
+            hovertemplate="step %{x}<br>%{y}: %{z:+.3g}<extra></extra>",
+            xaxis="x" if row == 1 else f"x{row}",
+            yaxis="y" if row == 1 else f"y{row}",
+        )
+        for row, (steps, values, title) in enumerate(
+            zip((a_steps, b_steps, d_steps), (a, b, difference), titles, strict=True), start=1
+        )
+    ]
     layout = _stacked_rows([1 / 3] * 3, ["", "", ""], spacing=0.08)
-    layout.update(height=620, margin=dict(l=10, r=10, t=30, b=10), annotations=[
-        dict(text=title, x=0.5, xref="paper", xanchor="center", y=layout["yaxis" + ("" if row == 1 else str(row))]["domain"][1],
-             yref="paper", yanchor="bottom", showarrow=False) for row, title in enumerate(titles, start=1)])
+    layout.update(
+        height=620,
+        margin=dict(l=10, r=10, t=30, b=10),
+        annotations=[
+            dict(
+                text=title,
+                x=0.5,
+                xref="paper",
+                xanchor="center",
+                y=layout["yaxis" + ("" if row == 1 else str(row))]["domain"][1],
+                yref="paper",
+                yanchor="bottom",
+                showarrow=False,
+            )
+            for row, title in enumerate(titles, start=1)
+        ],
+    )
     return go.Figure(data=traces, layout=layout)
 
 
@@ -162,14 +210,37 @@ def convergence_chart(steps, relative_gap: dict, used_steps: int, used_method: s
     traces = [go.Scatter(x=list(steps), y=100 * np.maximum(np.asarray(gaps, float), 1e-9), mode="lines+markers",
                          name=method, line=dict(width=3 if method == used_method else 1.5))
               for method, gaps in relative_gap.items()]
-    layout = dict(height=360, margin=dict(l=10, r=10, t=30, b=10), legend=dict(orientation="h", y=-0.25),
-                  xaxis=dict(type="log", title=dict(text="points on the path"), tickvals=list(steps)),
-                  yaxis=dict(type="log", title=dict(text="completeness gap (% of the change)")),
-                  shapes=[dict(type="line", xref="x", x0=used_steps, x1=used_steps, yref="paper", y0=0, y1=1,
-                               line=dict(dash="dot", color="#444")),
-                          dict(type="line", xref="paper", x0=0, x1=1, yref="y", y0=1, y1=1, line=dict(dash="dash", color="#d62728"))],
-                  annotations=[dict(text="the app's setting", x=np.log10(used_steps), xref="x", y=1, yref="paper",
-                                    showarrow=False, yanchor="bottom")])
+    layout = dict(
+        height=360,
+        margin=dict(l=10, r=10, t=30, b=10),
+        legend=dict(orientation="h", y=-0.25),
+        xaxis=dict(type="log", title=dict(text="points on the path"), tickvals=list(steps)),
+        yaxis=dict(type="log", title=dict(text="completeness gap (% of the change)")),
+        shapes=[
+            dict(
+                type="line",
+                xref="x",
+                x0=used_steps,
+                x1=used_steps,
+                yref="paper",
+                y0=0,
+                y1=1,
+                line=dict(dash="dot", color="#444"),
+            ),
+            dict(type="line", xref="paper", x0=0, x1=1, yref="y", y0=1, y1=1, line=dict(dash="dash", color="#d62728")),
+        ],
+        annotations=[
+            dict(
+                text="the app's setting",
+                x=np.log10(used_steps),
+                xref="x",
+                y=1,
+                yref="paper",
+                showarrow=False,
+                yanchor="bottom",
+            )
+        ],
+    )
     return go.Figure(data=traces, layout=layout)
 
 

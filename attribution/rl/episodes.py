@@ -123,7 +123,9 @@ def load_episode(path_or_file) -> Episode:
         with np.load(path_or_file, allow_pickle=False) as data:
             contents = {key: data[key] for key in data.files}
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
-        raise EpisodeError(f"{Path(name).name} is not an episode file (expected a .npz written by this app): {error}") from None
+        raise EpisodeError(
+            f"{Path(name).name} is not an episode file (expected a .npz written by this app): {error}"
+        ) from None
     missing = [key for key in (*_ARRAYS, "metadata", "frame_lengths", "frame_bytes") if key not in contents]
     if missing:
         raise EpisodeError(f"{Path(name).name} is not an episode file: it lacks {', '.join(missing)}.")
@@ -134,13 +136,24 @@ def load_episode(path_or_file) -> Episode:
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise EpisodeError(f"{Path(name).name} is not an episode file (its metadata names no {FORMAT!r} format).")
     if meta.get("version") != VERSION:
-        raise EpisodeError(f"{Path(name).name} is episode format version {meta.get('version')!r}; this app reads version {VERSION}.")
+        raise EpisodeError(
+            f"{Path(name).name} is episode format version {meta.get('version')!r}; this app reads version {VERSION}."
+        )
     episode = Episode(
-        env_id=str(meta["env_id"]), seed=int(meta["seed"]), policy=str(meta["policy"]), greedy=bool(meta["greedy"]),
-        observations=contents["observations"], actions=contents["actions"], rewards=contents["rewards"],
-        policy_outputs=contents["policy_outputs"], terminated=bool(meta["terminated"]), truncated=bool(meta["truncated"]),
-        frames=_frames(contents, name), attributions=contents.get("attributions"),
-        created=str(meta.get("created", "")), settings=dict(meta.get("settings") or {}),
+        env_id=str(meta["env_id"]),
+        seed=int(meta["seed"]),
+        policy=str(meta["policy"]),
+        greedy=bool(meta["greedy"]),
+        observations=contents["observations"],
+        actions=contents["actions"],
+        rewards=contents["rewards"],
+        policy_outputs=contents["policy_outputs"],
+        terminated=bool(meta["terminated"]),
+        truncated=bool(meta["truncated"]),
+        frames=_frames(contents, name),
+        attributions=contents.get("attributions"),
+        created=str(meta.get("created", "")),
+        settings=dict(meta.get("settings") or {}),
     )
     _check_consistent(episode, name)
     return episode
@@ -162,11 +175,19 @@ def read_summary(path) -> dict:
 
 def _frames(contents: dict, name: str) -> Frames:
     lengths, data = contents["frame_lengths"], contents["frame_bytes"]
-    if lengths.ndim != 1 or data.ndim != 1 or data.dtype != np.uint8 or (lengths < 0).any() or lengths.sum() != len(data):
-        raise EpisodeError(f"{Path(name).name} has damaged frames: {int(lengths.sum())} bytes announced, {len(data)} stored.")
+    if (
+        lengths.ndim != 1
+        or data.ndim != 1
+        or data.dtype != np.uint8
+        or (lengths < 0).any()
+        or lengths.sum() != len(data)
+    ):
+        raise EpisodeError(
+            f"{Path(name).name} has damaged frames: {int(lengths.sum())} bytes announced, {len(data)} stored."
+        )
     ends = np.cumsum(lengths)
     raw = data.tobytes()
-    return Frames([raw[end - length:end] for end, length in zip(ends, lengths)])
+    return Frames([raw[end - length:end] for end, length in zip(ends, lengths, strict=True)])
 
 
 def _check_consistent(episode: Episode, name: str) -> None:

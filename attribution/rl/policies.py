@@ -118,14 +118,21 @@ def load_policy_file(path, env_id: str, feature_names_override=None, source: str
         raise PolicyError(f"need {n_features} feature names for {env_id}; received {len(names)}: {list(names)}.")
     reference = sidecar.get("reference_states")
     info = PolicyInfo(
-        env_id=env_id, feature_names=names,
+        env_id=env_id,
+        feature_names=names,
         action_names=tuple(sidecar.get("action_names") or action_names(env_id, n_actions)),
-        continuous=continuous, heads=heads, source=source or path.name,
-        training_steps=sidecar.get("training_steps"), seed=sidecar.get("seed"),
-        eval_return_mean=sidecar.get("eval_return_mean"), eval_return_std=sidecar.get("eval_return_std"),
+        continuous=continuous,
+        heads=heads,
+        source=source or path.name,
+        training_steps=sidecar.get("training_steps"),
+        seed=sidecar.get("seed"),
+        eval_return_mean=sidecar.get("eval_return_mean"),
+        eval_return_std=sidecar.get("eval_return_std"),
         eval_episodes=sidecar.get("eval_episodes"),
         action_log_std=tuple(sidecar["action_log_std"]) if sidecar.get("action_log_std") else None,
-        reference_states=None if reference is None else np.asarray(reference, np.float32).reshape(-1, *observation_space.shape),
+        reference_states=None
+        if reference is None
+        else np.asarray(reference, np.float32).reshape(-1, *observation_space.shape),
     )
     return Policy(model, info, action_space)
 
@@ -211,16 +218,21 @@ def _load_model(path: Path) -> keras.Model:
     except Exception as error:
         text = str(error)
         if "safe_mode" in text or "Lambda" in text:
-            raise PolicyError(f"{path.name} carries code (a Lambda layer or similar). Loading it would run that code, "
-                              "so it is refused; save the model with built-in layers only.") from None
+            raise PolicyError(
+                f"{path.name} carries code (a Lambda layer or similar). Loading it would run that code, "
+                "so it is refused; save the model with built-in layers only."
+            ) from None
         custom = re.search(r"Could not locate (?:class|function) '([^']+)'", text)
         if custom:
             raise PolicyError(
                 f"{path.name} holds a model of a class of its own ({custom.group(1)!r}): the file does not carry its "
                 "code, and code from elsewhere is never run here. Save it as a functional or Sequential model of "
                 "built-in layers: outputs = your_model(inputs := keras.Input(obs_shape)); "
-                "keras.Model(inputs, outputs).save('policy.keras').") from None
-        raise PolicyError(f"{path.name} could not be read as a Keras model: {type(error).__name__}: {text[:300]}") from None
+                "keras.Model(inputs, outputs).save('policy.keras')."
+            ) from None
+        raise PolicyError(
+            f"{path.name} could not be read as a Keras model: {type(error).__name__}: {text[:300]}"
+        ) from None
     if not isinstance(model, keras.Model):
         raise PolicyError(f"{path.name} holds a {type(model).__name__}, not a keras.Model.")
     return model
@@ -251,14 +263,18 @@ def _check_fits(model: keras.Model, env_id: str, observation_space, action_space
         widths = {head: tuple(tensor.shape[1:]) for head, tensor in outputs.items()}
         heads = (actor, *sorted(h for h in outputs if h != actor))
     elif isinstance(outputs, (list, tuple)):
-        raise PolicyError(f"{name} returns {len(outputs)} unnamed outputs; expected one array or a dict of named heads.")
+        raise PolicyError(
+            f"{name} returns {len(outputs)} unnamed outputs; expected one array or a dict of named heads."
+        )
     else:
         widths, heads = {actor: tuple(outputs.shape[1:])}, (actor,)
     if widths[actor] != (n_actions,):
         raise PolicyError(f"{name}'s {actor!r} output has shape (batch, {', '.join(map(str, widths[actor]))}); "
                           f"{env_id} has {n_actions} {'action dimension(s)' if continuous else 'actions'}.")
     if "value" in widths and widths["value"] != (1,):
-        raise PolicyError(f"{name}'s 'value' head has shape (batch, {', '.join(map(str, widths['value']))}); expected (batch, 1).")
+        raise PolicyError(
+            f"{name}'s 'value' head has shape (batch, {', '.join(map(str, widths['value']))}); expected (batch, 1)."
+        )
     return heads
 
 
@@ -270,7 +286,10 @@ def _read_sidecar(path: Path, env_id: str) -> dict:
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
         raise PolicyError(f"{path.name} is not a readable JSON sidecar: {error}") from None
     if not isinstance(sidecar, dict) or sidecar.get("env_id", env_id) != env_id:
-        raise PolicyError(f"{path.name} describes {sidecar.get('env_id') if isinstance(sidecar, dict) else 'something else'!r}, not {env_id!r}.")
+        raise PolicyError(
+            f"{path.name} describes "
+            f"{sidecar.get('env_id') if isinstance(sidecar, dict) else 'something else'!r}, not {env_id!r}."
+        )
     return sidecar
 
 

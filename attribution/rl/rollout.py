@@ -54,7 +54,8 @@ class EpisodeStepper:
         return self.env.render()
 
     def step(self, action, policy_output=None) -> float:
-        """Take ``action`` and record the step (``policy_output``: the actor head there, if kept). Returns the reward."""
+        """Take ``action`` and record the step (``policy_output``: the actor head there, if kept).
+        Returns the reward."""
         if self.done:
             raise ValueError(f"the episode ended after {self.t} steps; reset it before stepping again.")
         if self.record_frames:

@@ -72,12 +72,18 @@ def build_actor_critic(n_obs: int, n_actions: int, continuous: bool, hidden: tup
     def trunk(name):
         x = obs
         for i, width in enumerate(hidden):
-            x = keras.layers.Dense(width, activation="tanh", kernel_initializer=keras.initializers.Orthogonal(np.sqrt(2)),
-                                   name=f"{name}_{i}")(x)
+            x = keras.layers.Dense(
+                width,
+                activation="tanh",
+                kernel_initializer=keras.initializers.Orthogonal(np.sqrt(2)),
+                name=f"{name}_{i}",
+            )(x)
         return x
 
     actor_head = "mean" if continuous else "logits"
-    actor = keras.layers.Dense(n_actions, kernel_initializer=keras.initializers.Orthogonal(0.01), name=actor_head)(trunk("actor"))
+    actor = keras.layers.Dense(n_actions, kernel_initializer=keras.initializers.Orthogonal(0.01), name=actor_head)(
+        trunk("actor")
+    )
     value = keras.layers.Dense(1, kernel_initializer=keras.initializers.Orthogonal(1.0), name="value")(trunk("critic"))
     return keras.Model(obs, {actor_head: actor, "value": value}, name="actor_critic")
 
@@ -108,7 +114,9 @@ def train_ppo(env_id: str, seed: int, config: PPOConfig):
     def log_prob_entropy(heads, actions):
         if continuous:
             std = tf.exp(log_std)
-            log_prob = tf.reduce_sum(-0.5 * ((actions - heads["mean"]) / std) ** 2 - log_std - 0.5 * np.log(2 * np.pi), axis=1)
+            log_prob = tf.reduce_sum(
+                -0.5 * ((actions - heads["mean"]) / std) ** 2 - log_std - 0.5 * np.log(2 * np.pi), axis=1
+            )
             return log_prob, tf.reduce_sum(log_std + 0.5 * np.log(2 * np.pi * np.e)) * tf.ones_like(log_prob)
         log_p = tf.nn.log_softmax(heads["logits"])
         log_prob = tf.gather(log_p, tf.cast(actions, tf.int32), batch_dims=1)
@@ -136,11 +144,12 @@ def train_ppo(env_id: str, seed: int, config: PPOConfig):
             log_prob, entropy = log_prob_entropy(heads, actions)
             advantages = (advantages - tf.reduce_mean(advantages)) / (tf.math.reduce_std(advantages) + 1e-8)
             ratio = tf.exp(log_prob - old_log_prob)
-            policy_loss = -tf.reduce_mean(tf.minimum(ratio * advantages,
-                                                     tf.clip_by_value(ratio, 1 - config.clip, 1 + config.clip) * advantages))
+            policy_loss = -tf.reduce_mean(
+                tf.minimum(ratio * advantages, tf.clip_by_value(ratio, 1 - config.clip, 1 + config.clip) * advantages)
+            )
             value_loss = 0.5 * tf.reduce_mean((heads["value"][:, 0] - returns) ** 2)
             loss = policy_loss + config.value_coef * value_loss - config.entropy_coef * tf.reduce_mean(entropy)
-        optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
+        optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables, strict=True))
         return policy_loss, value_loss, tf.reduce_mean(entropy)
 
     obs_stats, return_stats = RunningMeanStd((n_obs,)), RunningMeanStd()

@@ -46,7 +46,9 @@ def _mlp(inputs, hidden, name):
 def build_actor(n_obs: int, action_high: np.ndarray, hidden) -> keras.Model:
     obs = keras.Input((n_obs,), name="normalized_observation")
     squashed = keras.layers.Dense(len(action_high), activation="tanh", name="actor_out")(_mlp(obs, hidden, "actor"))
-    return keras.Model(obs, keras.layers.Rescaling(action_high.astype(np.float32), name="action_bound")(squashed), name="actor")
+    return keras.Model(
+        obs, keras.layers.Rescaling(action_high.astype(np.float32), name="action_bound")(squashed), name="actor"
+    )
 
 
 def build_critic(n_obs: int, n_actions: int, hidden) -> keras.Model:
@@ -73,13 +75,19 @@ def train_td3(env_id: str, seed: int, config: TD3Config):
     n_obs, high = env.observation_space.shape[0], env.action_space.high.astype(np.float32)
     n_actions = len(high)
     # Observations are scaled by the space's bounds, fixed in advance (Pendulum's are finite).
-    obs_mean, obs_var = np.zeros(n_obs), np.square(np.where(np.isfinite(env.observation_space.high), env.observation_space.high, 1.0))
+    obs_mean, obs_var = (
+        np.zeros(n_obs),
+        np.square(np.where(np.isfinite(env.observation_space.high), env.observation_space.high, 1.0)),
+    )
     scale = lambda o: ((o - obs_mean) / np.sqrt(obs_var)).astype(np.float32)  # noqa: E731
 
-    actor, critics = build_actor(n_obs, high, config.hidden), [build_critic(n_obs, n_actions, config.hidden) for _ in range(2)]
+    actor, critics = (
+        build_actor(n_obs, high, config.hidden),
+        [build_critic(n_obs, n_actions, config.hidden) for _ in range(2)],
+    )
     target_actor = build_actor(n_obs, high, config.hidden)
     target_critics = [build_critic(n_obs, n_actions, config.hidden) for _ in range(2)]
-    for target, source in [(target_actor, actor), *zip(target_critics, critics)]:
+    for target, source in [(target_actor, actor), *zip(target_critics, critics, strict=True)]:
         target.set_weights(source.get_weights())
     actor_optimizer = keras.optimizers.Adam(config.learning_rate)
     critic_optimizer = keras.optimizers.Adam(config.learning_rate)
@@ -96,16 +104,18 @@ def train_td3(env_id: str, seed: int, config: TD3Config):
         target = rewards + config.gamma * (1.0 - terminated) * next_q
         with tf.GradientTape() as tape:
             loss = sum(tf.reduce_mean((critic([obs, actions])[:, 0] - target) ** 2) for critic in critics)
-        critic_optimizer.apply_gradients(zip(tape.gradient(loss, critic_variables), critic_variables))
+        critic_optimizer.apply_gradients(zip(tape.gradient(loss, critic_variables), critic_variables, strict=True))
         return loss
 
     @tf.function
     def update_actor(obs):
         with tf.GradientTape() as tape:
             loss = -tf.reduce_mean(critics[0]([obs, actor(obs)]))
-        actor_optimizer.apply_gradients(zip(tape.gradient(loss, actor.trainable_variables), actor.trainable_variables))
-        for target, source in [(target_actor, actor), *zip(target_critics, critics)]:
-            for t, s in zip(target.variables, source.variables):
+        actor_optimizer.apply_gradients(
+            zip(tape.gradient(loss, actor.trainable_variables), actor.trainable_variables, strict=True)
+        )
+        for target, source in [(target_actor, actor), *zip(target_critics, critics, strict=True)]:
+            for t, s in zip(target.variables, source.variables, strict=True):
                 t.assign(config.tau * s + (1 - config.tau) * t)
         return loss
 
@@ -132,7 +142,9 @@ def train_td3(env_id: str, seed: int, config: TD3Config):
             obs, _ = env.reset()
         if step >= config.learning_starts:
             index = rng.integers(0, step + 1, config.batch_size)
-            loss = update_critics(*(buffer[name][index] for name in ("obs", "actions", "rewards", "next_obs", "terminated")))
+            loss = update_critics(
+                *(buffer[name][index] for name in ("obs", "actions", "rewards", "next_obs", "terminated"))
+            )
             if step % config.policy_delay == 0:
                 update_actor(buffer["obs"][index])
         if (step + 1) % (config.total_steps // 10) == 0:

@@ -57,11 +57,23 @@ def main(argv=None) -> None:
     model, log_std, steps = trainer(args.env_id, args.seed, config)
     minutes = (time.time() - start) / 60
     returns, states = evaluate(policy_from_model(model, args.env_id), args.env_id, args.eval_episodes)
-    reference = states[np.random.default_rng(args.seed).choice(len(states), min(N_REFERENCE_STATES, len(states)), replace=False)]
-    path = save_policy(model, args.env_id, args.out, seed=args.seed, training_steps=steps, training_minutes=round(minutes, 1),
-                       eval_return_mean=float(returns.mean()), eval_return_std=float(returns.std()),
-                       eval_episodes=args.eval_episodes, action_log_std=log_std, reference_states=reference,
-                       config=dataclasses.asdict(config))
+    reference = states[
+        np.random.default_rng(args.seed).choice(len(states), min(N_REFERENCE_STATES, len(states)), replace=False)
+    ]
+    path = save_policy(
+        model,
+        args.env_id,
+        args.out,
+        seed=args.seed,
+        training_steps=steps,
+        training_minutes=round(minutes, 1),
+        eval_return_mean=float(returns.mean()),
+        eval_return_std=float(returns.std()),
+        eval_episodes=args.eval_episodes,
+        action_log_std=log_std,
+        reference_states=reference,
+        config=dataclasses.asdict(config),
+    )
     print(f"{args.env_id}: mean return {returns.mean():.1f} ± {returns.std():.1f} over {args.eval_episodes} "
           f"evaluation episodes after {steps:,} steps ({minutes:.1f} min); saved {path}", file=sys.stderr)
 

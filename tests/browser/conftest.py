@@ -5,6 +5,7 @@ elsewhere the tests skip with the reason."""
 import os
 
 import pytest
+
 from streamlit_browser import CHROMIUM_FLAGS, ROOT, find_chromium, streamlit_server, wait_until_idle
 
 

@@ -52,7 +52,7 @@ def test_eight_sessions_step_at_once_without_crossing(open_page):
         for i, page in enumerate(pages):
             counts[i] = 0 if reset else counts[i] + 1
             wait_for_step(page, counts[i])
-    for page, (env_id, choices) in zip(pages, SESSIONS):
+    for page, (env_id, choices) in zip(pages, SESSIONS, strict=True):
         wait_until_idle(page)
         assert page.locator('[data-testid="stException"]').count() == 0
         caption = page.locator('[data-testid="stCaptionContainer"]').first.inner_text()
