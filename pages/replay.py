@@ -145,7 +145,7 @@ labels = exports.action_labels(episode, action_names)
 
 st.caption(f"{episode.env_id} · {episode.policy} · seed {episode.seed} · {len(episode)} steps · return "
            f"{episode.total_return:.1f} · {len(episode)} states explained in {explained.seconds:.2f} s "
-           f"(largest completeness gap {np.abs(explained.gap).max():.2g})")
+           f"(largest completeness gap {np.abs(explained.delta).max():.2g})")
 playing = is_playing("replay")
 
 
@@ -301,7 +301,7 @@ with st.expander("Compare with another episode"):
 
 
 def html_report() -> str:
-    worst = int(np.argmax(np.abs(explained.gap)))
+    worst = int(np.argmax(np.abs(explained.delta)))
     return exports.html_report(
         f"Why did the agent do that? {episode.env_id}, seed {episode.seed}",
         [f"{episode.policy} policy, {len(episode)} steps, return {episode.total_return:.1f}.",

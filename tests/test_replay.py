@@ -37,7 +37,7 @@ def test_one_call_gives_what_the_engine_gives_state_by_state(cartpole):
         np.testing.assert_allclose(explained.attributions[t], alone.attributions[0], rtol=1e-5, atol=1e-7)
     probabilities = softmax(episode.policy_outputs)
     np.testing.assert_allclose(explained.at_state, probabilities[np.arange(60), episode.actions], rtol=1e-5)
-    assert np.all(np.abs(explained.gap) <= 0.01 * np.abs(explained.at_state - explained.at_baseline) + 1e-5)
+    assert np.all(np.abs(explained.delta) <= 0.01 * np.abs(explained.at_state - explained.at_baseline) + 1e-5)
     assert explained.seconds > 0 and explained.output_names[0] == f"P({ACTIONS[episode.actions[0]]})"
 
 

@@ -20,7 +20,7 @@ class EpisodeAttribution:
     targets: int (T,), the output index explained at each step.
     at_state, at_baseline: float (T,), that output at the state and at the baseline.
     output_names: (T,) what was explained, for people ("P(push left)").
-    path_points: int (T,), the points each state needed (refinement raises some).
+    steps: int (T,), the path points each state needed (refinement raises some), as ``IGResult.steps``.
     settings: how it was computed (explain, baseline, steps, method), for reports.
     seconds: the engine call's wall time.
     """
@@ -30,13 +30,13 @@ class EpisodeAttribution:
     at_state: np.ndarray
     at_baseline: np.ndarray
     output_names: tuple[str, ...]
-    path_points: np.ndarray
+    steps: np.ndarray
     settings: dict
     seconds: float
 
     @property
-    def gap(self) -> np.ndarray:
-        """Completeness: sum of attributions minus the output's change, float64 (T,)."""
+    def delta(self) -> np.ndarray:
+        """The completeness gap, as ``IGResult.delta``: sum of attributions minus the output's change, float64 (T,)."""
         return self.attributions.sum(axis=1, dtype=np.float64) - (self.at_state - self.at_baseline)
 
 
@@ -60,7 +60,7 @@ def attribute_episode(model, episode: Episode, targets, output_names, baseline, 
         attributions=result.attributions.reshape(len(states), -1).astype(np.float32), targets=result.targets,
         at_state=result.outputs[rows, result.targets].astype(np.float64),
         at_baseline=result.baseline_outputs[rows, result.targets].astype(np.float64),
-        output_names=tuple(output_names), path_points=result.steps, settings=dict(settings), seconds=seconds)
+        output_names=tuple(output_names), steps=result.steps, settings=dict(settings), seconds=seconds)
 
 
 def softmax(logits) -> np.ndarray:

@@ -61,7 +61,7 @@ def to_json(episode: Episode, explained: EpisodeAttribution, feature_names, acti
             "output_at_baseline": float(explained.at_baseline[t]),
             "attributions": [float(v) for v in explained.attributions[t]],
             "observation": [float(v) for v in observations[t]],
-            "completeness_gap": float(explained.gap[t]), "path_points": int(explained.path_points[t]),
+            "completeness_gap": float(explained.delta[t]), "path_points": int(explained.steps[t]),
         } for t in range(len(episode))],
     }, indent=1)
 

@@ -1,5 +1,7 @@
 """Soak: Play for many steps in one session; the server's memory must not grow with them.
-3,000 steps, as CI runs it and RELIABILITY.md records it; `SOAK_STEPS=600` for a quick local run."""
+CI plays 1,000 steps and compares the memory after the second CartPole episode with that after the
+first (the same point of an episode); the full-size run (3,000 steps) is
+`python benchmarks/soak.py`, recorded in RELIABILITY.md."""
 
 import os
 
@@ -9,12 +11,13 @@ from benchmarks.soak import soak
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-STEPS = int(os.environ.get("SOAK_STEPS", 3000))
-WARM_UP = 500 if STEPS >= 1500 else 250  # memory grows while the first episode fills the caches
+STEPS = int(os.environ.get("SOAK_STEPS", 1000))
+WARM_UP = 500  # memory grows while the first episode (500 steps) fills the caches
+MAX_GROWTH_MB = 40  # the sawtooth of one episode's history is about 25 MB; 3,000 steps grew 26 MB in all
 
 
 def test_memory_does_not_grow_with_steps(browser, server_url):
     readings = soak(browser, server_url, STEPS, "CartPole-v1")  # raises on any browser console error
     assert readings[-1][0] >= STEPS
     after_warm_up = next(mb for steps, _, mb in readings if steps >= WARM_UP)
-    assert readings[-1][2] - after_warm_up < 100, readings
+    assert readings[-1][2] - after_warm_up < MAX_GROWTH_MB, readings
