@@ -154,7 +154,7 @@ def test_an_interrupted_library_save_leaves_the_library_as_it_was(tmp_path, monk
     def crash(*args):
         raise KeyboardInterrupt("the power went out")
 
-    monkeypatch.setattr("attribution.files.os.replace", crash)
+    monkeypatch.setattr("attribution.rl.files.os.replace", crash)
     with pytest.raises(KeyboardInterrupt):
         library.save(episode)
     assert sorted(p.name for p in tmp_path.iterdir()) == [first]  # no half file, no temporary left

@@ -9,6 +9,7 @@ with another kind of observation means one ``EnvironmentInfo`` here: its wrapper
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable
 
 import gymnasium as gym
@@ -96,6 +97,26 @@ def make_env(env_id: str, render_mode: str | None = None) -> gym.Env:
     for wrap in ENVIRONMENTS[env_id].wrappers if env_id in ENVIRONMENTS else ():
         env = wrap(env)
     return env
+
+
+@functools.lru_cache(maxsize=64)
+def observation_space(env_id) -> gym.Space | None:
+    """The observation space of the environment ``make_env(env_id)`` gives, or None where there is none."""
+    try:
+        env = make_env(env_id)
+    except Exception:  # not installed, or its dependencies are missing
+        return None
+    space = env.observation_space
+    env.close()
+    return space
+
+
+DEFAULT_STEP_LIMIT = 100_000  # an environment registered without a time limit: as long as any shipped one, and more
+
+
+def step_limit(env_id: str) -> int:
+    """The most steps an episode of ``env_id`` lasts (its TimeLimit), for checking files against."""
+    return gym.spec(env_id).max_episode_steps or DEFAULT_STEP_LIMIT
 
 
 def feature_names(env_id: str, n_features: int) -> tuple[str, ...]:

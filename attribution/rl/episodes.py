@@ -15,12 +15,14 @@ import dataclasses
 import datetime
 import io
 import json
-import zipfile
+import math
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
+from attribution.rl.archives import EPISODE_LIMITS, MEGABYTE, ArchiveError, open_archive
+from attribution.rl.environments import observation_space, step_limit
 from attribution.rl.files import write_atomically
 
 FORMAT = "rl-attribution episode"
@@ -116,29 +118,28 @@ def save_episode(episode: Episode, path) -> Path:
     return write_atomically(Path(path), buffer.getvalue())
 
 
-def load_episode(path_or_file) -> Episode:
-    """Read an episode file (a path or a binary file object). Raises EpisodeError on a damaged or foreign file."""
-    name = getattr(path_or_file, "name", str(path_or_file))
+# What one step may hold in a file, so that a file's arrays can be checked from their headers.
+METADATA_BYTES = MEGABYTE            # the JSON record: names, settings, a few numbers
+FRAME_BYTES_PER_STEP = 4 * MEGABYTE  # one PNG frame (a 600 x 400 RGB screen is 720 kB even uncompressed)
+OUTPUTS_PER_STEP = 4096              # actions, policy outputs, attributions per observation feature
+
+
+def load_episode(path_or_file, name: str | None = None) -> Episode:
+    """Read an episode file (a path, or a binary file object and its ``name``). Raises EpisodeError on
+    a damaged, foreign or oversized file, before inflating more than its arrays' headers allow."""
+    name = Path(name or getattr(path_or_file, "name", None) or str(path_or_file)).name
     try:
-        with np.load(path_or_file, allow_pickle=False) as data:
-            contents = {key: data[key] for key in data.files}
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
-        raise EpisodeError(
-            f"{Path(name).name} is not an episode file (expected a .npz written by this app): {error}"
-        ) from None
-    missing = [key for key in (*_ARRAYS, "metadata", "frame_lengths", "frame_bytes") if key not in contents]
-    if missing:
-        raise EpisodeError(f"{Path(name).name} is not an episode file: it lacks {', '.join(missing)}.")
-    try:
-        meta = json.loads(contents["metadata"].tobytes().decode())
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise EpisodeError(f"{Path(name).name} has unreadable metadata: {error}") from None
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise EpisodeError(f"{Path(name).name} is not an episode file (its metadata names no {FORMAT!r} format).")
-    if meta.get("version") != VERSION:
-        raise EpisodeError(
-            f"{Path(name).name} is episode format version {meta.get('version')!r}; this app reads version {VERSION}."
-        )
+        with open_archive(path_or_file, EPISODE_LIMITS, name) as archive:
+            missing = [key for key in (*_ARRAYS, "metadata", "frame_lengths", "frame_bytes")
+                       if f"{key}.npy" not in archive.members]
+            if missing:
+                raise EpisodeError(f"{name} is not an episode file: it lacks {', '.join(missing)}.")
+            meta = _metadata(archive, name)
+            length, obs_shape = _length_and_observation_shape(meta, name)
+            contents = {key[:-4]: archive.read_npy(key, _header_check(name, key[:-4], length, obs_shape))
+                        for key in archive.members if key.endswith(".npy") and key[:-4] != "metadata"}
+    except ArchiveError as error:
+        raise EpisodeError(str(error)) from None
     episode = Episode(
         env_id=str(meta["env_id"]),
         seed=int(meta["seed"]),
@@ -164,13 +165,64 @@ def read_summary(path) -> dict:
     without loading its arrays. Raises EpisodeError on a file that is not an episode."""
     name = Path(path).name
     try:
-        with np.load(path, allow_pickle=False) as data:
-            meta = json.loads(data["metadata"].tobytes().decode())
-    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, UnicodeDecodeError) as error:
-        raise EpisodeError(f"{name} is not an episode file: {error}") from None
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT or meta.get("version") != VERSION:
-        raise EpisodeError(f"{name} is not an episode file of format {FORMAT!r} version {VERSION}.")
+        with open_archive(path, EPISODE_LIMITS, name) as archive:
+            return _metadata(archive, name)
+    except ArchiveError as error:
+        raise EpisodeError(str(error)) from None
+
+
+def _metadata(archive, name: str) -> dict:
+    def is_bytes(shape, dtype):
+        if dtype != np.uint8 or len(shape) != 1 or shape[0] > METADATA_BYTES:
+            raise EpisodeError(f"{name}'s metadata must be at most {METADATA_BYTES:,} bytes of JSON; "
+                               f"its header announces {dtype} of shape {shape}.")
+
+    if "metadata.npy" not in archive.members:
+        raise EpisodeError(f"{name} is not an episode file: it has no metadata.")
+    try:
+        meta = json.loads(archive.read_npy("metadata.npy", is_bytes).tobytes().decode())
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise EpisodeError(f"{name} has unreadable metadata: {error}") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise EpisodeError(f"{name} is not an episode file (its metadata names no {FORMAT!r} format).")
+    if meta.get("version") != VERSION:
+        raise EpisodeError(f"{name} is episode format version {meta.get('version')!r}; "
+                           f"this app reads version {VERSION}.")
     return meta
+
+
+def _length_and_observation_shape(meta: dict, name: str) -> tuple[int, tuple[int, ...]]:
+    """The episode's length, checked against its environment's step limit, and the environment's
+    observation shape: what the arrays' headers must fit."""
+    env_id, length = meta.get("env_id"), meta.get("length")
+    space = observation_space(env_id) if isinstance(env_id, str) else None
+    if space is None:
+        raise EpisodeError(f"{name} was recorded in {env_id!r}, which is not an installed Gymnasium environment.")
+    limit = step_limit(env_id)
+    if isinstance(length, bool) or not isinstance(length, int) or not 0 <= length <= limit:
+        raise EpisodeError(f"{name} says it is {length!r} steps long; an episode of {env_id} lasts at most "
+                           f"{limit:,} steps.")
+    return length, space.shape
+
+
+def _header_check(name: str, field: str, length: int, obs_shape: tuple):
+    """``check(shape, dtype)`` for one array, from its .npy header, before its data is read."""
+    def check(shape, dtype):
+        if field == "observations":
+            fits = shape == (length, *obs_shape)
+            expected = f"shape {(length, *obs_shape)}"
+        elif field == "frame_bytes":
+            fits = len(shape) == 1 and shape[0] <= length * FRAME_BYTES_PER_STEP
+            expected = f"at most {FRAME_BYTES_PER_STEP // MEGABYTE} MB of PNG per step"
+        else:
+            per_step = OUTPUTS_PER_STEP * max(1, math.prod(obs_shape)) if field == "attributions" else OUTPUTS_PER_STEP
+            fits = (len(shape) >= 1 and shape[0] in (length, 0 if field == "frame_lengths" else length)
+                    and math.prod(shape) <= max(length, 1) * per_step)
+            expected = f"{length} rows of at most {per_step:,} numbers"
+        if not fits:
+            raise EpisodeError(f"{name}'s {field} announce {dtype} of shape {shape}; an episode of {length} steps "
+                               f"has {expected}.")
+    return check
 
 
 def _frames(contents: dict, name: str) -> Frames:

@@ -25,6 +25,7 @@ import keras
 import numpy as np
 
 from attribution.engine import backend
+from attribution.rl.archives import POLICY_LIMITS, ArchiveError, open_archive
 from attribution.rl.environments import action_names, feature_names, make_env
 from attribution.rl.files import write_atomically
 from attribution.rl.rollout import greedy_rollouts
@@ -213,6 +214,10 @@ def _load_model(path: Path) -> keras.Model:
         raise PolicyError(f"no policy file at {path}.")
     if not zipfile.is_zipfile(path):
         raise PolicyError(f"{path.name} is not a Keras archive (expected a .keras file, a zip written by model.save).")
+    try:  # its sizes first: Keras would inflate whatever the archive declares
+        open_archive(path, POLICY_LIMITS).close()
+    except ArchiveError as error:
+        raise PolicyError(str(error)) from None
     try:
         model = keras.saving.load_model(path, compile=False, safe_mode=True)
     except Exception as error:
