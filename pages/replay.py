@@ -58,7 +58,7 @@ def open_upload() -> None:
     if upload is None:
         return
     try:
-        name = library.add_file(upload.getvalue())
+        name = library.add_file(upload.getvalue(), upload.name)
     except EpisodeError as error:
         st.session_state.replay_error = f"{upload.name} was not opened: {error}"
         return

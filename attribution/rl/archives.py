@@ -41,7 +41,7 @@ class ArchiveLimits:
         (small members may compress as well as they like).
     """
 
-    kind: str
+    kind: str          # "an episode file (a .npz written by this app)", as messages name it
     max_members: int
     max_total_bytes: int
     max_ratio: float
@@ -51,11 +51,13 @@ class ArchiveLimits:
 # An episode file holds 8 arrays (np.savez stores them uncompressed: ratio 1). 1 GiB in all is
 # more than the longest shipped episode needs by far (LunarLander: 1,000 steps, frames about
 # 8 kB each as PNG, so about 10 MB), and far less than this 24 GB machine can hold for a few users.
-EPISODE_LIMITS = ArchiveLimits("episode", max_members=16, max_total_bytes=2**30, max_ratio=50)
+EPISODE_LIMITS = ArchiveLimits("an episode file (a .npz written by this app)", max_members=16,
+                               max_total_bytes=2**30, max_ratio=50)
 # A policy is a .keras zip of three members (config, metadata, weights). The shipped ones are under
 # 1 MB; a user's vision policy may reach a few hundred MB. Weights compress little: zeros do (a
 # freshly initialised bias), so ratios are checked above 1 MB only.
-POLICY_LIMITS = ArchiveLimits("policy", max_members=64, max_total_bytes=512 * MEGABYTE, max_ratio=50)
+POLICY_LIMITS = ArchiveLimits("a Keras archive (a .keras file written by model.save)", max_members=64,
+                              max_total_bytes=512 * MEGABYTE, max_ratio=50)
 
 
 def _size(n: int) -> str:
@@ -70,7 +72,7 @@ class CheckedArchive:
         try:
             self.zip = zipfile.ZipFile(source)
         except (zipfile.BadZipFile, OSError, ValueError) as error:
-            raise ArchiveError(f"{name} is not a zip archive (expected a {limits.kind} file): {error}") from None
+            raise ArchiveError(f"{name} is not {limits.kind}: {error}") from None
         try:
             self._check_directory()
         except ArchiveError:
@@ -81,7 +83,7 @@ class CheckedArchive:
     def _check_directory(self) -> None:
         infos, limits = self.zip.infolist(), self.limits
         if len(infos) > limits.max_members:
-            raise ArchiveError(f"{self.name} holds {len(infos):,} members; a {limits.kind} file may hold at most "
+            raise ArchiveError(f"{self.name} holds {len(infos):,} members; {limits.kind} holds at most "
                                f"{limits.max_members}.")
         total = 0
         for info in infos:
@@ -90,13 +92,13 @@ class CheckedArchive:
                 raise ArchiveError(
                     f"{self.name}: with member {info.filename!r} ({_size(info.file_size)} declared, "
                     f"{_size(info.compress_size)} compressed) its members declare {_size(total)} or more; "
-                    f"a {limits.kind} file may declare at most {_size(limits.max_total_bytes)}.")
+                    f"{limits.kind} may declare at most {_size(limits.max_total_bytes)}.")
             ratio = info.file_size / max(info.compress_size, 1)
             if info.file_size > limits.ratio_floor_bytes and ratio > limits.max_ratio:
                 raise ArchiveError(
                     f"{self.name}: member {info.filename!r} declares {_size(info.file_size)} from "
-                    f"{_size(info.compress_size)} compressed, a ratio of {ratio:,.0f}; a {limits.kind} file's "
-                    f"members may be compressed at most {limits.max_ratio:g} times.")
+                    f"{_size(info.compress_size)} compressed, a ratio of {ratio:,.0f}; the members of {limits.kind} "
+                    f"are compressed at most {limits.max_ratio:g} times.")
 
     def info(self, member: str) -> zipfile.ZipInfo:
         if member not in self.members:
@@ -124,7 +126,10 @@ class CheckedArchive:
                 if read_header is None:
                     raise ValueError(f"unknown .npy version {version}")
                 shape, fortran, dtype = read_header(stream)
-            except (ValueError, OSError, EOFError, SyntaxError, zipfile.BadZipFile, zlib.error) as error:
+            except (zipfile.BadZipFile, zlib.error) as error:
+                raise ArchiveError(f"{self.name}: member {member!r} is damaged or lies about its size: "
+                                   f"{error}") from None
+            except (ValueError, OSError, EOFError, SyntaxError) as error:
                 raise ArchiveError(f"{self.name}: member {member!r} is not a .npy array: {error}") from None
             if dtype.hasobject:
                 raise ArchiveError(f"{self.name}: member {member!r} holds Python objects, which are never unpickled.")
@@ -136,6 +141,13 @@ class CheckedArchive:
             data = _read_exactly(stream, n_bytes, self.name, member)
         array = np.frombuffer(data, dtype=dtype)
         return (array.reshape(shape[::-1]).T if fortran else array.reshape(shape)).copy()
+
+    def verify(self) -> None:
+        """Inflate every member a chunk at a time, keeping nothing: each must give exactly the bytes it
+        declares, with its CRC. For archives handed to a reader of its own (Keras)."""
+        for member, info in self.members.items():
+            with self._open(member) as stream:
+                _read_exactly(stream, info.file_size, self.name, member, keep=False)
 
     def _open(self, member: str):
         try:
@@ -153,20 +165,26 @@ class CheckedArchive:
         self.close()
 
 
-def _read_exactly(stream, n_bytes: int, name: str, member: str) -> bytes:
-    """``n_bytes`` from ``stream`` in chunks (zipfile never inflates past the member's declared size,
-    and checks its CRC at the end: a header that lies about the size fails here)."""
-    buffer = io.BytesIO()
+def _read_exactly(stream, n_bytes: int, name: str, member: str, keep: bool = True) -> bytes:
+    """``n_bytes`` from ``stream``, inflated a chunk at a time (``keep=False`` only checks them).
+
+    zipfile inflates no further than a read asks for, stops at the member's declared size and checks
+    its CRC at the end, so a header that understates a member fails here with at most a chunk held.
+    (One unbounded ``read()`` of such a member would inflate all of it first.)"""
+    buffer, seen = io.BytesIO(), 0
     try:
-        while buffer.tell() < n_bytes:
-            chunk = stream.read(min(CHUNK_BYTES, n_bytes - buffer.tell()))
+        while seen < n_bytes:
+            chunk = stream.read(min(CHUNK_BYTES, n_bytes - seen))
             if not chunk:
                 break
-            buffer.write(chunk)
+            seen += len(chunk)
+            if keep:
+                buffer.write(chunk)
+        stream.read(1)  # at the declared end: zipfile checks the CRC here
     except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError) as error:
         raise ArchiveError(f"{name}: member {member!r} is damaged or lies about its size: {error}") from None
-    if buffer.tell() != n_bytes:
-        raise ArchiveError(f"{name}: member {member!r} ended after {_size(buffer.tell())} of {_size(n_bytes)}.")
+    if seen != n_bytes:
+        raise ArchiveError(f"{name}: member {member!r} ended after {_size(seen)} of {_size(n_bytes)}.")
     return buffer.getvalue()
 
 

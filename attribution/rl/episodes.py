@@ -182,7 +182,7 @@ def _metadata(archive, name: str) -> dict:
     try:
         meta = json.loads(archive.read_npy("metadata.npy", is_bytes).tobytes().decode())
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise EpisodeError(f"{name} has unreadable metadata: {error}") from None
+        raise EpisodeError(f"{name} is not an episode file: its metadata is unreadable ({error}).") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise EpisodeError(f"{name} is not an episode file (its metadata names no {FORMAT!r} format).")
     if meta.get("version") != VERSION:
@@ -218,10 +218,10 @@ def _header_check(name: str, field: str, length: int, obs_shape: tuple):
             per_step = OUTPUTS_PER_STEP * max(1, math.prod(obs_shape)) if field == "attributions" else OUTPUTS_PER_STEP
             fits = (len(shape) >= 1 and shape[0] in (length, 0 if field == "frame_lengths" else length)
                     and math.prod(shape) <= max(length, 1) * per_step)
-            expected = f"{length} rows of at most {per_step:,} numbers"
+            expected = f"{length} rows of at most {per_step:,} numbers each"
         if not fits:
-            raise EpisodeError(f"{name}'s {field} announce {dtype} of shape {shape}; an episode of {length} steps "
-                               f"has {expected}.")
+            raise EpisodeError(f"{name} has inconsistent arrays: {field} has shape {shape} and dtype {dtype}; "
+                               f"expected {expected} for its {length} steps.")
     return check
 
 

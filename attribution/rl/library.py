@@ -52,9 +52,9 @@ class EpisodeLibrary:
         save_episode(episode, self.folder / name)
         return name
 
-    def add_file(self, data: bytes) -> str:
+    def add_file(self, data: bytes, name: str = "the uploaded file") -> str:
         """An uploaded episode file, checked whole before anything is written (EpisodeError if damaged)."""
-        return self.save(load_episode(io.BytesIO(data)))
+        return self.save(load_episode(io.BytesIO(data), name))
 
     def load(self, name: str) -> Episode:
         return load_episode(self._path(name))

@@ -214,8 +214,9 @@ def _load_model(path: Path) -> keras.Model:
         raise PolicyError(f"no policy file at {path}.")
     if not zipfile.is_zipfile(path):
         raise PolicyError(f"{path.name} is not a Keras archive (expected a .keras file, a zip written by model.save).")
-    try:  # its sizes first: Keras would inflate whatever the archive declares
-        open_archive(path, POLICY_LIMITS).close()
+    try:  # Keras inflates whatever the archive holds: its sizes first, then that every member keeps to its own
+        with open_archive(path, POLICY_LIMITS) as archive:
+            archive.verify()
     except ArchiveError as error:
         raise PolicyError(str(error)) from None
     try:
