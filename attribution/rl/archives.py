@@ -41,7 +41,7 @@ class ArchiveLimits:
         (small members may compress as well as they like).
     """
 
-    kind: str          # "an episode file (a .npz written by this app)", as messages name it
+    what: str  # what the archive is, as messages name it: "an episode file (a .npz written by this app)"
     max_members: int
     max_total_bytes: int
     max_ratio: float
@@ -72,7 +72,7 @@ class CheckedArchive:
         try:
             self.zip = zipfile.ZipFile(source)
         except (zipfile.BadZipFile, OSError, ValueError) as error:
-            raise ArchiveError(f"{name} is not {limits.kind}: {error}") from None
+            raise ArchiveError(f"{name} is not {limits.what}: {error}") from None
         try:
             self._check_directory()
         except ArchiveError:
@@ -83,7 +83,7 @@ class CheckedArchive:
     def _check_directory(self) -> None:
         infos, limits = self.zip.infolist(), self.limits
         if len(infos) > limits.max_members:
-            raise ArchiveError(f"{self.name} holds {len(infos):,} members; {limits.kind} holds at most "
+            raise ArchiveError(f"{self.name} holds {len(infos):,} members; {limits.what} holds at most "
                                f"{limits.max_members}.")
         total = 0
         for info in infos:
@@ -92,12 +92,12 @@ class CheckedArchive:
                 raise ArchiveError(
                     f"{self.name}: with member {info.filename!r} ({_size(info.file_size)} declared, "
                     f"{_size(info.compress_size)} compressed) its members declare {_size(total)} or more; "
-                    f"{limits.kind} may declare at most {_size(limits.max_total_bytes)}.")
+                    f"{limits.what} may declare at most {_size(limits.max_total_bytes)}.")
             ratio = info.file_size / max(info.compress_size, 1)
             if info.file_size > limits.ratio_floor_bytes and ratio > limits.max_ratio:
                 raise ArchiveError(
                     f"{self.name}: member {info.filename!r} declares {_size(info.file_size)} from "
-                    f"{_size(info.compress_size)} compressed, a ratio of {ratio:,.0f}; the members of {limits.kind} "
+                    f"{_size(info.compress_size)} compressed, a ratio of {ratio:,.0f}; the members of {limits.what} "
                     f"are compressed at most {limits.max_ratio:g} times.")
 
     def info(self, member: str) -> zipfile.ZipInfo:
