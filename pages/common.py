@@ -290,22 +290,26 @@ def live_state() -> LiveState | None:
 
 
 def choice_for(episode: Episode) -> str | None:
-    """The "Environment" choice whose policy recorded ``episode``, if this session has it."""
+    """The "Environment" choice whose policy recorded ``episode``, if this session has it: the one
+    selected now where it fits (two uploads may share a file name), else the first that does."""
     if episode.policy == "shipped" and episode.env_id in environment_choices():
         return episode.env_id
-    return next((label for label, policy in uploaded_policies().items()
-                 if policy.info.env_id == episode.env_id and policy.info.source == episode.policy), None)
+    fitting = [label for label, policy in uploaded_policies().items()
+               if policy.info.env_id == episode.env_id and policy.info.source == episode.policy]
+    return st.session_state.get("env_id") if st.session_state.get("env_id") in fitting else next(iter(fitting), None)
 
 
-def study_episode(episode: Episode, step: int = 0, saved_as: str | None = None) -> None:
-    """Open ``episode`` on the Replay page at ``step``, with the policy that recorded it selected
-    (from callbacks, before the sidebar is drawn)."""
+def study_episode(episode: Episode, step: int = 0, saved_as: str | None = None, choice: str | None = None) -> None:
+    """Open ``episode`` on the Replay page at ``step``. ``choice``: the Environment choice that played
+    it, when the caller knows (it just played it); otherwise the one that matches the episode is
+    selected, from a callback, before the sidebar is drawn."""
     st.session_state.replay = OpenEpisode(episode, saved_as)
     st.session_state.replay_step = max(0, min(int(step), len(episode) - 1))
     set_playing("replay", False)
-    choice = choice_for(episode)
-    if choice and st.session_state.get("env_id") != choice:
-        st.session_state.env_id = choice
+    if choice is None:
+        choice = choice_for(episode)
+        if choice and st.session_state.get("env_id") != choice:
+            st.session_state.env_id = choice
 
 
 def studied_episode() -> OpenEpisode | None:

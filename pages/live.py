@@ -71,7 +71,8 @@ def step():
 def open_in_replay():
     run = st.session_state.live.run
     with st.spinner("Rebuilding the episode's frames…"):  # the same seed and actions replay it exactly
-        study_episode(record_episode(policy, settings.seed, actions=run.actions), step=run.t - 1)
+        study_episode(record_episode(policy, settings.seed, actions=run.actions), step=run.t - 1,
+                      choice=settings.policy_key)
     st.switch_page("pages/replay.py")
 
 

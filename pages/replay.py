@@ -96,7 +96,7 @@ with record_col:
         episode = record_episode(policy, settings.seed, on_step=lambda t: progress.progress(
             min(t / limit, 1.0), text=f"Recording… step {t}") if t % 10 == 0 else None)
         progress.empty()
-        study_episode(episode)
+        study_episode(episode, choice=settings.policy_key)
 with library_col.expander(f"Episode library ({library.folder.name}/)"):
     entries = library.entries()
     if entries:
@@ -240,8 +240,12 @@ with st.expander("Fork: what if, from this step…"):
         st.caption(f"{episode.env_id} cannot be forked here: its state cannot be set and its actions are continuous.")
     if edit and st.button("Roll out the fork"):
         with st.spinner("The policy plays on from the edit…"):
-            current.fork = fork_episode(policy, episode, t, **edit)
-            current.fork_step, current.fork_explained = t, explain_episode(current.fork)
+            try:
+                fork = fork_episode(policy, episode, t, **edit)
+            except ValueError as error:  # an edit the simulator refuses, or a recording it does not replay
+                st.error(f"The fork could not be rolled out: {error}")
+            else:
+                current.fork, current.fork_step, current.fork_explained = fork, t, explain_episode(fork)
     if current.fork is not None:
         step, fork = current.fork_step, current.fork
         rest = episode.rewards[step:]

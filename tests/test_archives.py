@@ -147,3 +147,8 @@ def test_every_reader_of_a_users_file_goes_through_the_checked_module():
         if "open_archive" in calls:
             readers.add(str(path.relative_to(ROOT)))
     assert readers == {"attribution/rl/episodes.py", "attribution/rl/policies.py"}
+
+
+def test_only_stored_and_deflated_members_are_read():
+    with pytest.raises(ArchiveError, match=r"'a' is compressed with method 14; a test file is stored or deflated"):
+        open_archive(zip_of({"a": b"x" * 100}, zipfile.ZIP_LZMA), ArchiveLimits("a test file", 4, 2**20, 10), "l.zip")

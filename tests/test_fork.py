@@ -1,5 +1,7 @@
 """Forking an episode: an edited state or another action at one step, then the policy plays on."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -63,3 +65,11 @@ def test_what_cannot_be_forked_is_refused_with_the_reason(cartpole):
         fork_episode(policy, episode, 3, observation=[0, np.nan, 0, 0])
     with pytest.raises(ValueError, match="either an edited observation or another action"):
         fork_episode(policy, episode, 3)
+
+
+def test_a_recording_that_does_not_replay_to_the_fork_step_is_refused(cartpole):
+    policy, episode = cartpole
+    pushing_left = dataclasses.replace(episode, actions=np.zeros(len(episode), np.int64))  # falls within 40 steps
+    for edit in ({"action": 1}, {"observation": episode.observations[39]}):
+        with pytest.raises(ValueError, match=r"replaying the episode's actions ended it before step 39"):
+            fork_episode(policy, pushing_left, 39, **edit)

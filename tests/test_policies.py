@@ -257,3 +257,10 @@ def test_policy_errors_are_value_errors():
 def test_policy_from_model_checks_the_fit():
     with pytest.raises(PolicyError, match="takes inputs of shape"):
         policy_from_model(small_policy(n_in=5), "CartPole-v1")
+
+
+def test_a_sidecar_with_the_wrong_number_of_action_names_is_refused(tmp_path):
+    small_policy().save(tmp_path / "mine.keras")
+    (tmp_path / "mine.json").write_text(json.dumps({"env_id": "CartPole-v1", "action_names": ["left", "right", "up"]}))
+    with pytest.raises(PolicyError, match=r"need 2 action names for CartPole-v1; the sidecar gives 3"):
+        load_policy_file(tmp_path / "mine.keras", "CartPole-v1")

@@ -87,6 +87,9 @@ class CheckedArchive:
                                f"{limits.max_members}.")
         total = 0
         for info in infos:
+            if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+                raise ArchiveError(f"{self.name}: member {info.filename!r} is compressed with method "
+                                   f"{info.compress_type}; {limits.what} is stored or deflated (methods 0 and 8).")
             total += info.file_size
             if total > limits.max_total_bytes:
                 raise ArchiveError(
@@ -181,7 +184,7 @@ def _read_exactly(stream, n_bytes: int, name: str, member: str, keep: bool = Tru
             if keep:
                 buffer.write(chunk)
         stream.read(1)  # at the declared end: zipfile checks the CRC here
-    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError) as error:
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError) as error:  # deflate's and zipfile's own
         raise ArchiveError(f"{name}: member {member!r} is damaged or lies about its size: {error}") from None
     if seen != n_bytes:
         raise ArchiveError(f"{name}: member {member!r} ended after {_size(seen)} of {_size(n_bytes)}.")

@@ -122,6 +122,7 @@ def save_episode(episode: Episode, path) -> Path:
 METADATA_BYTES = MEGABYTE            # the JSON record: names, settings, a few numbers
 FRAME_BYTES_PER_STEP = 4 * MEGABYTE  # one PNG frame (a 600 x 400 RGB screen is 720 kB even uncompressed)
 OUTPUTS_PER_STEP = 4096              # actions, policy outputs, attributions per observation feature
+METADATA_FIELDS = ("env_id", "seed", "policy", "greedy", "terminated", "truncated", "length")
 
 
 def load_episode(path_or_file, name: str | None = None) -> Episode:
@@ -188,6 +189,9 @@ def _metadata(archive, name: str) -> dict:
     if meta.get("version") != VERSION:
         raise EpisodeError(f"{name} is episode format version {meta.get('version')!r}; "
                            f"this app reads version {VERSION}.")
+    missing = [key for key in METADATA_FIELDS if key not in meta]
+    if missing:
+        raise EpisodeError(f"{name}'s metadata lacks {', '.join(missing)}.")
     return meta
 
 
@@ -212,12 +216,14 @@ def _header_check(name: str, field: str, length: int, obs_shape: tuple):
             fits = shape == (length, *obs_shape)
             expected = f"shape {(length, *obs_shape)}"
         elif field == "frame_bytes":
-            fits = len(shape) == 1 and shape[0] <= length * FRAME_BYTES_PER_STEP
-            expected = f"at most {FRAME_BYTES_PER_STEP // MEGABYTE} MB of PNG per step"
+            fits = dtype == np.uint8 and len(shape) == 1 and shape[0] <= length * FRAME_BYTES_PER_STEP
+            expected = f"bytes, at most {FRAME_BYTES_PER_STEP // MEGABYTE} MB of PNG per step,"
+        elif field == "frame_lengths":
+            fits = np.issubdtype(dtype, np.integer) and shape in ((length,), (0,))
+            expected = f"{length} integers (or none)"
         else:
             per_step = OUTPUTS_PER_STEP * max(1, math.prod(obs_shape)) if field == "attributions" else OUTPUTS_PER_STEP
-            fits = (len(shape) >= 1 and shape[0] in (length, 0 if field == "frame_lengths" else length)
-                    and math.prod(shape) <= max(length, 1) * per_step)
+            fits = len(shape) >= 1 and shape[0] == length and math.prod(shape) <= max(length, 1) * per_step
             expected = f"{length} rows of at most {per_step:,} numbers each"
         if not fits:
             raise EpisodeError(f"{name} has inconsistent arrays: {field} has shape {shape} and dtype {dtype}; "

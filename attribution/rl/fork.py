@@ -57,6 +57,9 @@ def fork_episode(policy, episode: Episode, step: int, observation=None, action=N
                          f"fork it with another action. States can be edited in: {', '.join(STATE_FROM_OBSERVATION)}.")
     with EpisodeStepper(episode.env_id, episode.seed, record_frames=True) as run:
         run.fast_forward(episode.actions[:step])
+        if run.done:
+            raise ValueError(f"replaying the episode's actions ended it before step {step}: this environment does "
+                             "not replay the recording exactly here, so it cannot be forked there.")
         if observation is not None:
             edited = np.asarray(observation, dtype=np.float64).reshape(np.shape(run.observation))
             if not np.isfinite(edited).all():

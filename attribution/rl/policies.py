@@ -117,11 +117,15 @@ def load_policy_file(path, env_id: str, feature_names_override=None, source: str
     names = tuple(feature_names_override or sidecar.get("feature_names") or feature_names(env_id, n_features))
     if len(names) != n_features:
         raise PolicyError(f"need {n_features} feature names for {env_id}; received {len(names)}: {list(names)}.")
+    actions = tuple(sidecar.get("action_names") or action_names(env_id, n_actions))
+    if len(actions) != n_actions:
+        raise PolicyError(f"need {n_actions} action names for {env_id}; the sidecar gives {len(actions)}: "
+                          f"{list(actions)}.")
     reference = sidecar.get("reference_states")
     info = PolicyInfo(
         env_id=env_id,
         feature_names=names,
-        action_names=tuple(sidecar.get("action_names") or action_names(env_id, n_actions)),
+        action_names=actions,
         continuous=continuous,
         heads=heads,
         source=source or path.name,

@@ -70,8 +70,10 @@ class EpisodeStepper:
         return float(reward)
 
     def fast_forward(self, actions) -> None:
-        """Take ``actions`` without recording them: the start of a fork, say."""
+        """Take ``actions`` without recording them (the start of a fork, say), stopping if the episode ends."""
         for action in actions:
+            if self.done:
+                break
             self.observation, _, self.terminated, self.truncated, _ = self.env.step(as_action(action))
 
     def episode(self, policy: str, greedy: bool) -> Episode:
