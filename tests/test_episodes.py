@@ -196,3 +196,16 @@ def test_greedy_rollouts_count_whole_episodes_and_steps(cartpole):
     assert greedy_rollouts(cartpole, "CartPole-v1", max_steps=50)[1].shape == (50, 4)
     np.testing.assert_array_equal(record_episode(cartpole, seed=7, render=False).observations,
                                   states[:int(returns[0])])
+
+
+def test_the_stepper_renders_each_state_once():
+    from attribution.rl.rollout import EpisodeStepper
+
+    with EpisodeStepper("CartPole-v1", seed=0, render=True) as run:
+        renders = []
+        real_render = run.env.render
+        run.env.render = lambda: renders.append(run.t) or real_render()
+        first = run.frame()
+        assert run.frame() is first and renders == [0]  # a redraw without a step renders nothing
+        run.step(1)
+        assert run.frame() is not first and renders == [0, 1]

@@ -8,7 +8,8 @@ caught too (zipfile stops at the declared size and the CRC no longer matches). `
 read header first: their shape and dtype are checked before the data is.
 
     with open_archive(path, EPISODE_LIMITS) as archive:
-        meta = archive.read("metadata.npy", max_bytes=METADATA_BYTES)
+        meta = archive.read_npy("metadata.npy", check_header)   # check_header(shape, dtype) may refuse
+        archive.verify()                                        # or inflate every member, keeping nothing
 """
 
 from __future__ import annotations
@@ -65,7 +66,8 @@ def _size(n: int) -> str:
 
 
 class CheckedArchive:
-    """A zip archive whose central directory passed ``limits``; read members with ``read`` or ``read_npy``."""
+    """A zip archive whose central directory passed ``limits``; read members with ``read_npy``, or
+    ``verify`` them all for a reader of its own."""
 
     def __init__(self, source, limits: ArchiveLimits, name: str):
         self.name, self.limits = name, limits
@@ -107,15 +109,6 @@ class CheckedArchive:
         if member not in self.members:
             raise ArchiveError(f"{self.name} has no member {member!r}; it holds {sorted(self.members)}.")
         return self.members[member]
-
-    def read(self, member: str, max_bytes: int | None = None) -> bytes:
-        """A member's bytes, refused before inflating when it declares more than ``max_bytes``."""
-        info = self.info(member)
-        if max_bytes is not None and info.file_size > max_bytes:
-            raise ArchiveError(f"{self.name}: member {member!r} declares {_size(info.file_size)} "
-                               f"({_size(info.compress_size)} compressed); at most {_size(max_bytes)} is allowed.")
-        with self._open(member) as stream:
-            return _read_exactly(stream, info.file_size, self.name, member)
 
     def read_npy(self, member: str, check_header) -> np.ndarray:
         """A ``.npy`` member as an array. ``check_header(shape, dtype)`` sees the header before any

@@ -66,7 +66,7 @@ def fork_episode(policy, episode: Episode, step: int, observation=None, action=N
                 raise ValueError(f"the edited state must be finite numbers; received {edited.tolist()}.")
             to_state, read_observation = STATE_FROM_OBSERVATION[episode.env_id]
             run.env.unwrapped.state = to_state(edited)
-            run.observation = np.asarray(read_observation(run.env.unwrapped), dtype=np.float32)
+            run.observe(np.asarray(read_observation(run.env.unwrapped), dtype=np.float32))
         else:
             run.step(as_action(action), actor_output(policy, run.observation))
         play(run, policy)

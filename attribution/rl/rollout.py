@@ -34,7 +34,7 @@ class EpisodeStepper:
     def reset(self, seed: int) -> None:
         """Start a new episode seeded with ``seed``, forgetting the last one."""
         self.seed = int(seed)
-        self.observation, _ = self.env.reset(seed=self.seed)
+        self.observe(self.env.reset(seed=self.seed)[0])
         self.observations, self.actions, self.rewards, self.policy_outputs = [], [], [], []
         self.frames = Frames()
         self.terminated = self.truncated = False
@@ -49,9 +49,16 @@ class EpisodeStepper:
         """Steps recorded so far."""
         return len(self.actions)
 
+    def observe(self, observation) -> None:
+        """Make ``observation`` the current one (after a step, or a state written into the simulator)."""
+        self.observation, self._frame = observation, None
+
     def frame(self) -> np.ndarray:
-        """The picture of the current state, uint8 (H, W, 3)."""
-        return self.env.render()
+        """The picture of the current state, uint8 (H, W, 3), rendered once per state (a page that
+        redraws without stepping gets it again for free)."""
+        if self._frame is None:
+            self._frame = self.env.render()
+        return self._frame
 
     def step(self, action, policy_output=None) -> float:
         """Take ``action`` and record the step (``policy_output``: the actor head there, if kept).
@@ -64,7 +71,8 @@ class EpisodeStepper:
         self.actions.append(action)
         if policy_output is not None:
             self.policy_outputs.append(policy_output)
-        self.observation, reward, self.terminated, self.truncated, _ = self.env.step(action)
+        observation, reward, self.terminated, self.truncated, _ = self.env.step(action)
+        self.observe(observation)
         self.rewards.append(float(reward))
         self.total_return += float(reward)
         return float(reward)
@@ -74,7 +82,8 @@ class EpisodeStepper:
         for action in actions:
             if self.done:
                 break
-            self.observation, _, self.terminated, self.truncated, _ = self.env.step(as_action(action))
+            observation, _, self.terminated, self.truncated, _ = self.env.step(as_action(action))
+            self.observe(observation)
 
     def episode(self, policy: str, greedy: bool) -> Episode:
         """The recorded steps as an Episode (``policy``: who played it, as episodes name it)."""
