@@ -288,9 +288,8 @@ with st.expander("Compare with another episode"):
         other, matched = current.compared, min(len(episode), len(current.compared))
         this_label = f"this episode ({episode.policy}, seed {episode.seed})"
         other_label = f"the other ({other.policy}, seed {other.seed})"
-        difference = np.abs(explained.attributions[:matched] - current.compared_explained.attributions[:matched]).mean(
-            axis=0
-        )
+        other_attributions = current.compared_explained.attributions[:matched]
+        difference = np.abs(explained.attributions[:matched] - other_attributions).mean(axis=0)
         st.info(f"{this_label.capitalize()}: {len(episode)} steps, return {episode.total_return:.1f}. "
                 f"{other_label.capitalize()}: {len(other)} steps, return {other.total_return:.1f}. Over the {matched} "
                 f"steps both have, the attributions differ most on {names[int(np.argmax(difference))]} "
