@@ -2,6 +2,7 @@
 
     from attribution import integrated_gradients, explain
     result = integrated_gradients(explain.action_probabilities(model), states)   # .attributions, .delta, ...
+    integrated_gradients(model, states, groups=FeatureGroups(names, labels), attributions=False).group_sums
     env = attribution.make_env("CartPole-v1", render_mode="rgb_array")          # what the policy acts in
 
 The layers, each importing only those below it: ``engine`` (IG, knows Keras and NumPy only),
@@ -11,10 +12,11 @@ tools that made the shipped policies. Importing ``attribution`` loads the engine
 """
 
 from attribution.engine import outputs as explain
+from attribution.engine.groups import FeatureGroups
 from attribution.engine.ig import IGResult, integrated_gradients
 from attribution.engine.quadrature import METHODS, quadrature_rule
 
-__all__ = ["IGResult", "METHODS", "explain", "integrated_gradients", "make_env", "quadrature_rule"]
+__all__ = ["FeatureGroups", "IGResult", "METHODS", "explain", "integrated_gradients", "make_env", "quadrature_rule"]
 
 
 def __getattr__(name: str):

@@ -16,9 +16,12 @@ import streamlit as st
 from PIL import Image
 
 from attribution import METHODS, integrated_gradients
+from attribution.analysis.baselines import IMAGE_BASELINES, blurred, image_baseline
 from attribution.analysis.episode_attribution import EpisodeAttribution
 from attribution.engine.outputs import OUTPUTS, ExplainedOutput, outputs_for
 from attribution.engine.quadrature import MAX_STEPS
+from attribution.presentation.overlay import display_scale, frame_panels, outline, paint
+from attribution.rl.environments import ENVIRONMENTS, image_shape, observation_parts
 from attribution.rl.episodes import Episode
 from attribution.rl.policies import Policy, PolicyError, load_policy, load_uploaded_policy, shipped_env_ids
 
@@ -73,10 +76,23 @@ class Settings:
     action_a: int
     action_b: int
     baseline_kind: str
-    baseline: np.ndarray | None   # None when the custom state could not be read (see error)
+    baseline: np.ndarray | None   # None when it is made per state (blurred) or could not be read (see error)
     steps: int
     method: str
     error: str | None = None
+
+    @property
+    def parts(self):
+        """What the bars are about: the features, or the objects on a pixel agent's screen."""
+        return observation_parts(self.env_id, self.policy.info.feature_names)
+
+    @property
+    def image(self) -> bool:
+        return image_shape(self.env_id) is not None
+
+    def baseline_for(self, states) -> np.ndarray:
+        """The baseline for states (N, *obs): shared (*obs,), or one per state (N, *obs) when blurred."""
+        return blurred(states) if self.baseline_kind == "blurred state" else self.baseline
 
     def target_for(self, action) -> int:
         """The output index explained when the agent took ``action``."""
@@ -90,8 +106,8 @@ class Settings:
     @property
     def explanation_key(self) -> tuple:
         """Everything that changes the attributions of a given policy and state."""
-        return (self.output.kind, self.action_a, self.action_b, self.baseline_kind,
-                tuple(np.asarray(self.baseline).round(6).reshape(-1)), self.steps, self.method)
+        baseline = hashlib.sha256(np.asarray(self.baseline, np.float32).round(6).tobytes()).hexdigest()
+        return (self.output.kind, self.action_a, self.action_b, self.baseline_kind, baseline, self.steps, self.method)
 
     @property
     def report(self) -> dict:
@@ -152,7 +168,7 @@ def policy_uploader(current_env_id: str) -> None:
 
 
 # The sidebar's widget keys (and key prefixes, for those made per environment or per kind of policy).
-SIDEBAR_KEYS = ("env_id", "seed", "baseline_kind", "steps", "method", "upload_env_id")
+SIDEBAR_KEYS = ("env_id", "seed", "baseline_kind", "image_baseline_kind", "steps", "method", "upload_env_id")
 SIDEBAR_KEY_PREFIXES = ("mode_", "contrast_a_", "contrast_b_", "reference_", "custom_")
 
 
@@ -195,7 +211,9 @@ def sidebar() -> Settings:
             action_b = right.selectbox(
                 "B", range(len(names)), format_func=names.__getitem__, key=f"contrast_b_{env_id}"
             )
-        baseline_kind = st.selectbox("Baseline", BASELINES, key="baseline_kind",
+        image = image_shape(env_id) is not None
+        baseline_kind = st.selectbox("Baseline", IMAGE_BASELINES if image else BASELINES,
+                                     key="image_baseline_kind" if image else "baseline_kind",
                                      help="the neutral state the explanation starts from")
         baseline, error = baseline_state(baseline_kind, policy)
         steps = int(
@@ -212,6 +230,8 @@ def sidebar() -> Settings:
         method = st.selectbox("Method", METHODS, key="method", help="the quadrature rule along the path")
         if output.contrasts and action_a == action_b:
             error = "A and B are the same action: choose two different actions to contrast."
+        if policy.info.training_method:
+            st.caption(f"How this agent was trained: {policy.info.training_method}.")
         policy_uploader(env_id)
     return Settings(
         env_id, choice, policy, seed, output, action_a, action_b, baseline_kind, baseline, steps, method, error
@@ -232,6 +252,15 @@ def page_start(title: str, caption: str | None = None) -> Settings:
 
 
 def baseline_state(kind: str, policy) -> tuple[np.ndarray | None, str | None]:
+    """The sidebar's baseline (None for one made per state), or None and a message saying why not."""
+    if kind in IMAGE_BASELINES:
+        if kind == "blurred state":
+            return None, None
+        try:
+            return image_baseline(kind, np.zeros((1, *image_shape(policy.info.env_id))), policy.info.median_state,
+                                  policy.info.reference_states), None
+        except ValueError as error:
+            return None, f"The {kind} baseline cannot be used: {error}"
     reference = policy.info.reference_states
     n = len(policy.info.feature_names)
     if kind == "zeros":
@@ -262,13 +291,15 @@ def parse_state(text: str, feature_names) -> tuple[np.ndarray | None, str | None
     return values, None
 
 
-def explain_states(settings: Settings, states, targets, all_actions: bool = False):
-    """IG of the explained output at ``states`` (N, *obs) under the sidebar's settings."""
+def explain_states(settings: Settings, states, targets, all_actions: bool = False, maps: bool = True):
+    """IG of the explained output at ``states`` (N, *obs) under the sidebar's settings, with each
+    part's sum (``group_sums``); ``maps=False`` brings back the sums alone."""
     model = explained_model(settings.policy_key, settings.policy, settings.output.kind, settings.action_a,
                             settings.action_b)
-    return integrated_gradients(model, np.asarray(states, np.float32), baseline=settings.baseline,
+    states = np.asarray(states, np.float32)
+    return integrated_gradients(model, states, baseline=settings.baseline_for(states),
                                 target="all" if all_actions else np.asarray(targets), steps=settings.steps,
-                                method=settings.method)
+                                method=settings.method, groups=settings.parts.groups(states), attributions=maps)
 
 
 # ---- what pages publish for each other ----
@@ -381,6 +412,25 @@ def state_sliders(policy: Policy, observation, key: str, columns: int = 1, reloa
             )
         )
     return np.array(values, dtype=np.float32)
+
+
+def painted_frame(settings: Settings, frame: np.ndarray, observation, target: int, key: str, result=None) -> None:
+    """A pixel agent's screen with the attribution of its newest frame painted over it and its objects
+    outlined, then one panel per stacked frame. ``result``: the state's IG with maps, if already computed."""
+    if result is None:
+        result = explain_states(settings, [observation], [target])
+    maps = result.attributions[0]
+    maps = maps[target] if maps.ndim == len(np.shape(observation)) + 1 else maps
+    magnitude = st.toggle("Magnitude only", key=f"{key}_magnitude",
+                          help="colour by how much each pixel mattered, whichever way it pushed")
+    scale = display_scale(maps)
+    picture = outline(paint(frame, maps[-1], scale, magnitude), settings.parts.outlines(observation))
+    st.markdown(frame_html(picture), unsafe_allow_html=True)
+    st.markdown(frame_html(frame_panels(observation, maps, ENVIRONMENTS[settings.env_id].frames, scale)),
+                unsafe_allow_html=True)
+    st.caption("Red pixels pushed the explained output up, blue ones down; the colours saturate at the 99th "
+               "percentile of |attribution| (for display only). The small panels are the four stacked frames, "
+               "oldest first: colour in the older ones means the agent uses motion.")
 
 
 def frame_html(frame: np.ndarray) -> str:

@@ -10,13 +10,13 @@ import streamlit as st
 from attribution.engine import backend
 from attribution.presentation.narrate import completeness_sentence, step_sentence
 from attribution.presentation.plots import attribution_bars, attribution_timeline
-from attribution.rl.environments import phrases
 from attribution.rl.rollout import EpisodeStepper, record_episode
 from pages.common import (
     SPEEDS,
     explain_states,
     frame_html,
     is_playing,
+    painted_frame,
     play_button,
     publish_live_state,
     set_playing,
@@ -34,7 +34,7 @@ class LiveEpisode:
     def __init__(self, env_id: str, seed: int, policy_key: str):
         self.key = (policy_key, seed)
         self.run = EpisodeStepper(env_id, seed, render=True)
-        self.timeline_key, self.timeline = None, np.zeros((0, int(np.size(self.run.observation))), np.float32)
+        self.timeline_key, self.timeline = None, np.zeros((0, 0), np.float32)  # (steps, parts), made on first use
 
 
 def start_live_episode() -> None:
@@ -47,8 +47,8 @@ def start_live_episode() -> None:
 
 
 settings = sidebar()
-policy = settings.policy
-names = policy.info.feature_names
+policy, parts = settings.policy, settings.parts
+names = parts.names
 
 if "live" not in st.session_state or st.session_state.live.key != (settings.policy_key, settings.seed):
     start_live_episode()
@@ -80,7 +80,9 @@ playing = is_playing("live")
 options = st.columns([2, 3, 3])
 speed = options[0].selectbox("Speed", list(SPEEDS), index=2, label_visibility="collapsed")
 all_actions = options[1].toggle("Bars for every action", disabled=not settings.output.per_action)
-show_what_if = options[2].toggle("What if the state were different?")
+show_what_if = options[2].toggle("What if the state were different?", disabled=settings.image,
+                                 help="edit a vector observation's features" if not settings.image else
+                                 "a pixel agent's frames cannot be edited here")
 
 
 @st.fragment(run_every=tick_interval("live", speed))
@@ -103,15 +105,19 @@ def live_view():
     action = policy.act(run.observation)
     target = settings.target_for(action)
     started = time.perf_counter()
-    result = explain_states(settings, [run.observation], [target], all_actions and settings.output.per_action)
+    every_action = all_actions and settings.output.per_action
+    result = explain_states(settings, [run.observation], [target], every_action, maps=settings.image)
     elapsed_ms = (time.perf_counter() - started) * 1e3
     output_name = settings.output_name(target)
-    attributions = result.attributions[0, target] if result.attributions.ndim == 3 else result.attributions[0]
+    attributions = result.group_sums[0, target] if every_action else result.group_sums[0]  # one per part
     at_state, at_baseline = float(result.outputs[0, target]), float(result.baseline_outputs[0, target])
 
     frame_col, info_col = st.columns([1, 1])
     with frame_col:
-        st.markdown(frame_html(run.frame()), unsafe_allow_html=True)
+        if settings.image:
+            painted_frame(settings, run.frame(), run.observation, target, "live", result)
+        else:
+            st.markdown(frame_html(run.frame()), unsafe_allow_html=True)
     with info_col:
         metrics = st.columns(2)
         metrics[0].metric("Step", run.t)
@@ -129,7 +135,8 @@ def live_view():
             subject = f"The agent chose {policy.info.action_names[action].upper()}"
         if not settings.output.is_actions_score:
             subject = f"{subject}; {output_name} is {at_state:.2f}"
-        st.success(step_sentence(subject, attributions, run.observation, phrases(settings.env_id, names)))
+        st.success(step_sentence(subject, attributions, parts.descriptions(run.observation),
+                                 nouns=parts.kind == "object"))
         if run.done:
             st.warning(
                 f"The episode ended after {run.t} steps with return {run.total_return:.1f}. Press Reset for a new one."
@@ -137,9 +144,9 @@ def live_view():
 
     bars_col, timeline_col = st.columns([2, 3])
     with bars_col:
-        if result.attributions.ndim == 3:
+        if every_action:
             for a in range(len(policy.info.action_names)):
-                st.plotly_chart(attribution_bars(names, result.attributions[0, a],
+                st.plotly_chart(attribution_bars(names, result.group_sums[0, a],
                                                  title=settings.output_name(a)),
                                 key=f"bars_{a}", config={"displayModeBar": False})
         else:
@@ -164,7 +171,7 @@ def show_timeline(settings):
     new = slice(len(live.timeline), run.t)
     if new.start < new.stop:
         targets = [settings.target_for(a) for a in run.actions[new]]
-        found = explain_states(settings, run.observations[new], targets).attributions
+        found = explain_states(settings, run.observations[new], targets, maps=False).group_sums
         live.timeline = np.concatenate([live.timeline, found])
     kind = st.radio("Chart", ["lines", "heatmap"], horizontal=True, key="timeline_kind", label_visibility="collapsed")
     actions = np.asarray(run.actions)
@@ -193,16 +200,16 @@ def what_if():
     edited = state_sliders(policy, live.run.observation, f"what_if_{settings.env_id}", reload=reload)
     action = policy.act(edited)
     target = settings.target_for(action)
-    result = explain_states(settings, [edited], [target])
+    result = explain_states(settings, [edited], [target], maps=False)
     label = (
         f"{float(np.asarray(action).reshape(-1)[0]):+.2f}"
         if policy.info.continuous
         else policy.info.action_names[action]
     )
     st.markdown(f"In this state the agent would choose **{label}**.")
-    st.plotly_chart(attribution_bars(names, result.attributions[0], title="what-if"), key="what_if_bars",
+    st.plotly_chart(attribution_bars(names, result.group_sums[0], title="what-if"), key="what_if_bars",
                     config={"displayModeBar": False})
 
 
-if show_what_if:
+if show_what_if and not settings.image:
     what_if()

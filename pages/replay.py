@@ -12,8 +12,8 @@ from attribution.analysis.bookmarks import find_bookmarks
 from attribution.analysis.episode_attribution import attribute_episode, softmax
 from attribution.presentation import animation, exports
 from attribution.presentation.narrate import completeness_sentence, step_sentence
+from attribution.presentation.overlay import display_scale, outline, paint
 from attribution.presentation.plots import attribution_bars, attribution_timeline, comparison_heatmaps
-from attribution.rl.environments import phrases
 from attribution.rl.episodes import Episode, EpisodeError
 from attribution.rl.fork import can_edit_state, fork_episode
 from attribution.rl.library import DEFAULT_FOLDER, EpisodeLibrary
@@ -22,10 +22,12 @@ from pages.common import (
     SPEEDS,
     choice_for,
     chosen_policy,
+    explain_states,
     explained_model,
     frame_html,
     is_playing,
     page_start,
+    painted_frame,
     play_button,
     set_playing,
     state_sliders,
@@ -84,7 +86,8 @@ def jump_to_clicked_point() -> None:
 settings = page_start(
     "Replay", "Record an episode, then scrub through it: every step is explained in one batched call."
 )
-policy, names = settings.policy, settings.policy.info.feature_names
+policy, parts = settings.policy, settings.parts
+names = parts.names
 if st.session_state.get("replay_error"):
     st.error(st.session_state.pop("replay_error"))
 
@@ -127,10 +130,11 @@ def explain_episode(other: Episode, policy_key: str | None = None):
     key = policy_key or settings.policy_key
     player = chosen_policy(key)
     targets = [settings.target_for(a) for a in other.actions]
+    baseline = settings.baseline_for if settings.baseline is None else settings.baseline
     return attribute_episode(
         explained_model(key, player, settings.output.kind, settings.action_a, settings.action_b), other, targets,
-        [settings.output_name(t, player) for t in targets], settings.baseline, settings.steps, settings.method,
-        settings.report)
+        [settings.output_name(t, player) for t in targets], baseline, settings.steps, settings.method,
+        settings.report, player.info.feature_names)
 
 
 key = (settings.policy_key, *settings.explanation_key)
@@ -167,7 +171,9 @@ def cursor_view():
 
     frame_col, info_col = st.columns([1, 1])
     with frame_col:
-        if len(episode.frames):
+        if settings.image and len(episode.frames):
+            painted_frame(settings, episode.frames[t], episode.observations[t], int(explained.targets[t]), "replay")
+        elif len(episode.frames):
             st.markdown(frame_html(episode.frames[t]), unsafe_allow_html=True)
     with info_col:
         metrics = st.columns(2)
@@ -179,8 +185,8 @@ def cursor_view():
                 "Policy: " + " · ".join(f"{n} {p:.0%}" for n, p in zip(action_names, probabilities[t], strict=True))
             )
         subject = f"The agent chose {labels[t].upper()}" if action_names else f"The agent's action is {labels[t]}"
-        st.success(step_sentence(subject, explained.attributions[t], episode.observations[t].reshape(-1),
-                                 phrases(episode.env_id, names)))
+        st.success(step_sentence(subject, explained.attributions[t], parts.descriptions(episode.observations[t]),
+                                 nouns=parts.kind == "object"))
         st.plotly_chart(attribution_bars(names, explained.attributions[t], title=f"why {explained.output_names[t]}"),
                         key="replay_bars", config={"displayModeBar": False})
         st.info(completeness_sentence(explained.output_names[t], explained.at_state[t], explained.at_baseline[t],
@@ -317,12 +323,21 @@ def html_report() -> str:
          for k in ("heatmap", "lines")])
 
 
+def painted_steps(steps: list[int]) -> list[np.ndarray]:
+    """The screens of ``steps`` with their attribution maps over them, the maps in one engine call."""
+    maps = explain_states(settings, episode.observations[steps], explained.targets[steps]).attributions
+    scale = display_scale(maps[:, -1])  # one colour scale for the whole film
+    return [outline(paint(episode.frames[t], maps[k, -1], scale), parts.outlines(episode.observations[t]))
+            for k, t in enumerate(steps)]
+
+
 def storyboard():
     return animation.storyboard(
         episode.frames,
         explained.attributions,
         names,
         [f"step {t} · {labels[t]} · why {explained.output_names[t]}" for t in range(len(episode))],
+        painted=painted_steps if settings.image else None,
     )
 
 

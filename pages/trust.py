@@ -6,6 +6,7 @@ import numpy as np
 import streamlit as st
 
 from attribution.analysis import trust
+from attribution.analysis.baselines import blurred, empty_playfield
 from attribution.engine.outputs import OUTPUTS
 from attribution.presentation.narrate import TRUST_CHECKS
 from attribution.presentation.plots import (
@@ -15,36 +16,51 @@ from attribution.presentation.plots import (
     grouped_bars,
     randomisation_chart,
 )
+from attribution.rl.environments import observation_parts
 from pages.common import chosen_policy, explained_model, live_state, page_start, studied_episode, studied_step
 
 
 @st.cache_data(show_spinner="Running the checks…", max_entries=32)
-def run_checks(policy_key: str, kind: str, action_a: int, action_b: int, state: tuple, target: int,
+def run_checks(policy_key: str, kind: str, action_a: int, action_b: int, state: bytes, target: int,
                baselines: tuple, steps: int, method: str):
-    """Every check at one state (cached: each argument is hashable, the models come from the caches)."""
+    """Every check at one state (cached: each argument is hashable, the models come from the caches).
+    ``state`` and the baselines' values are float32 bytes. On an image, the bars are the objects' sums,
+    and occlusion of each object stands in for the per-feature deletion curves."""
     policy = chosen_policy(policy_key)
     model = explained_model(policy_key, policy, kind, action_a, action_b)
-    x = np.array(state, np.float32)
-    named = {name: np.array(values, np.float32) for name, values in baselines}
+    shape = policy.observation_shape
+    x = np.frombuffer(state, np.float32).reshape(shape)
+    named = {name: np.frombuffer(values, np.float32).reshape(shape) for name, values in baselines}
     used = named["the app's baseline"]
     reference = policy.info.reference_states
     by_baseline = trust.baseline_sensitivity(model, x, target, named)
-    by_baseline["averaged over 64 reference states"] = trust.expected_gradients(model, x, target, reference[:64])
+    by_baseline[f"averaged over {min(64, len(reference))} reference states"] = trust.expected_gradients(
+        model, x, target, reference[:64])
     by_method = trust.method_comparison(model, x, target, used, scale=reference.std(axis=0) + 1e-3)
-    return {
+    found = {
         "convergence": trust.convergence(model, x, target, used, steps, method),
         "baselines": by_baseline,
         "methods": by_method,
         "sanity": trust.randomisation_check(policy.model, lambda m: OUTPUTS[kind].build(m, action_a, action_b), x,
                                             target, used),
-        "faithfulness": trust.faithfulness(model, x, target, by_method["integrated gradients"], used),
     }
+    parts = observation_parts(policy.info.env_id, policy.info.feature_names)
+    if parts.kind == "feature":
+        found["faithfulness"] = trust.faithfulness(model, x, target, by_method["integrated gradients"], used)
+        return found
+    groups = parts.groups(x[None])
+    for check in ("baselines", "methods"):  # 28,224 pixel bars say nothing: one bar per object
+        found[check] = {name: groups.sums(values[None])[0] for name, values in found[check].items()}
+    found["occlusion"] = trust.occlusion(model, x, target, groups, found["methods"]["integrated gradients"],
+                                         empty_playfield(policy.info.median_state, reference))
+    return found
 
 
 settings = page_start("Can this explanation be believed?",
                       "Five checks of the explanation at one state. Each says in two sentences what it tests, "
                       "and gives a verdict.")
-policy, names = settings.policy, settings.policy.info.feature_names
+policy, parts = settings.policy, settings.parts
+names = parts.names
 
 sources = {}
 live = live_state()
@@ -66,28 +82,34 @@ state = np.asarray(state, np.float32)
 action = policy.act(state)
 target = settings.target_for(action)
 output_name = settings.output_name(target)
-st.markdown(
-    "State: "
-    + ", ".join(f"{name} **{value:.3g}**" for name, value in zip(names, state.reshape(-1), strict=True))
-    + f". Explained: **{output_name}**."
-)
-
-baselines = {"the app's baseline": settings.baseline, "zeros": np.zeros_like(state),
-             "mean of reference states": reference.mean(axis=0), "reference state 0": reference[0]}
+if settings.image:
+    st.markdown(f"State: {parts.descriptions(state)[0].replace(' ({value})', '')}. Explained: **{output_name}**.")
+    baselines = {"the app's baseline": settings.baseline_for(state[None])[0], "black": np.zeros_like(state),
+                 "empty playfield": empty_playfield(policy.info.median_state, reference),
+                 "blurred state": blurred(state[None])[0]}
+else:
+    st.markdown(
+        "State: "
+        + ", ".join(f"{name} **{value:.3g}**" for name, value in zip(names, state.reshape(-1), strict=True))
+        + f". Explained: **{output_name}**."
+    )
+    baselines = {"the app's baseline": settings.baseline, "zeros": np.zeros_like(state),
+                 "mean of reference states": reference.mean(axis=0), "reference state 0": reference[0]}
 found = run_checks(
     settings.policy_key,
     settings.output.kind,
     settings.action_a,
     settings.action_b,
-    tuple(state.tolist()),
+    state.tobytes(),
     target,
-    tuple((k, tuple(np.asarray(v, float).tolist())) for k, v in baselines.items()),
+    tuple((k, np.asarray(v, np.float32).tobytes()) for k, v in baselines.items()),
     settings.steps,
     settings.method,
 )
+last_check = "faithfulness" if "faithfulness" in found else "occlusion"
 verdicts = {"convergence": found["convergence"].verdict, "baselines": trust.baseline_verdict(found["baselines"]),
             "methods": trust.method_verdict(found["methods"]), "sanity": found["sanity"].verdict,
-            "faithfulness": found["faithfulness"].verdict}
+            last_check: found[last_check].verdict}
 
 def verdict_line(check: str, verdict: trust.Verdict) -> str:
     return f"**{verdict.label.upper()}** · {TRUST_CHECKS[check][0]} {verdict.reason[0].upper()}{verdict.reason[1:]}."
@@ -129,6 +151,16 @@ st.plotly_chart(
 )
 st.caption(f"The ranks of the bars' lengths alone keep a correlation of {sanity.magnitude_similarity:+.2f}: lengths "
            "partly follow the state's own scale whatever the weights, which is why signs and order are compared.")
+
+if last_check == "occlusion":
+    section("occlusion")
+    occluded = found["occlusion"]
+    st.plotly_chart(grouped_bars(list(occluded.names), {"integrated gradients": occluded.ig,
+                                                        "occlusion (output change)": occluded.change}),
+                    key="trust_occlusion", config={"displayModeBar": False})
+    st.caption(f"IG and occlusion rank the objects with a correlation of {occluded.agreement:+.2f}. Occlusion "
+               "is not additive: its changes need not add up to the output's change, IG's do.")
+    st.stop()
 
 section("faithfulness")
 faith = found["faithfulness"]

@@ -16,8 +16,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-from attribution import integrated_gradients  # noqa: E402
-from attribution.engine import backend
+from attribution import FeatureGroups, integrated_gradients  # noqa: E402
+from attribution.engine import backend  # noqa: E402
 from attribution.engine.ig import explain_paths  # noqa: E402
 from attribution.engine.quadrature import quadrature_rule  # noqa: E402
 
@@ -46,6 +46,10 @@ def run_cases(model_dir: Path) -> dict:
             found[f"{path.stem}/{case}/attributions"] = result.attributions
             found[f"{path.stem}/{case}/delta"] = result.delta
             found[f"{path.stem}/{case}/targets"] = result.targets
+        labels = np.random.default_rng(0).integers(0, 3, size=states.shape)  # one partition per state
+        grouped = integrated_gradients(model, states, refine=False, attributions=False,
+                                       groups=FeatureGroups(("a", "b", "c"), labels))
+        found[f"{path.stem}/group_sums_on_the_device/group_sums"] = grouped.group_sums
         refined = integrated_gradients(model, states, steps=2, method="riemann_left")  # writes into its result
         assert refined.steps.max() > 2, "refinement should have raised the steps of some state"
         if keras.backend.backend() == "jax":

@@ -367,3 +367,51 @@ def test_trust_measures_faithfulness_over_the_replay_episode(replay):
     ).run()
     assert not replay.exception, replay.exception
     assert any("Do the important features really matter?" in c.value for c in replay.caption)
+
+
+# ---- Pong, the pixel agent ----
+
+def test_pong_live_paints_its_screen_names_objects_and_opens_in_replay(live):
+    sidebar_select(live, "Environment").set_value("ALE/Pong-v5").run()
+    assert not live.exception, live.exception
+    assert sidebar_select(live, "Baseline").value == "empty playfield"
+    assert any("How this agent was trained: " in c.value for c in live.sidebar.caption)
+    for _ in range(3):
+        button(live, "Step").click().run()
+    assert not live.exception, live.exception
+    assert metric(live, "Step") == "3"
+    assert any("99th percentile" in c.value for c in live.caption)
+    assert sum("data:image/png;base64" in m.value for m in live.markdown) >= 2  # the screen and the frame panels
+    bars = live.get("plotly_chart")[0].proto.spec
+    assert all(name in bars for name in ("ball", "agent's paddle", "opponent's paddle", "score", "everything else"))
+    assert "gap" in live.info[0].value
+    next(t for t in live.toggle if t.label == "Magnitude only").set_value(True).run()
+    assert not live.exception
+    button(live, "Open in replay").click().run()
+    assert not live.exception, live.exception
+    assert any(c.value.startswith("ALE/Pong-v5 · shipped · seed 0 · 3 steps") for c in live.caption)
+    assert any("99th percentile" in c.value for c in live.caption) and "gap" in live.info[0].value
+    assert [b.label for b in live.get("download_button")][:2] == ["Download CSV", "Download JSON"]
+
+
+@pytest.mark.parametrize("baseline", ["black", "blurred state"])
+def test_pong_baselines(live, baseline):
+    sidebar_select(live, "Environment").set_value("ALE/Pong-v5").run()
+    sidebar_select(live, "Baseline").set_value(baseline).run()
+    button(live, "Step").click().run()
+    assert not live.exception, live.exception
+    assert "gap" in live.info[0].value
+
+
+def test_an_upload_for_pong_with_the_wrong_input_shape_gets_a_message(live, tmp_path):
+    import keras
+
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(6)])
+    model.save(tmp_path / "vector.keras")
+    next(s for s in live.sidebar.selectbox if s.label == "For environment").set_value("ALE/Pong-v5").run()
+    uploader = next(u for u in live.get("file_uploader") if u.label.startswith("Upload a policy"))
+    uploader.set_value(("vector.keras", (tmp_path / "vector.keras").read_bytes(), "application/octet-stream")).run()
+    assert not live.exception
+    message = live.sidebar.error[0].value
+    assert "takes inputs of shape (batch, 4)" in message and "(4, 84, 84)" in message
+    assert sidebar_select(live, "Environment").value == "CartPole-v1"

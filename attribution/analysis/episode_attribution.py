@@ -1,5 +1,6 @@
-"""A whole episode explained in one batched engine call, and the per-step numbers the Replay page,
-its bookmarks and its exports read."""
+"""A whole episode explained in batched engine calls, and the per-step numbers the Replay page,
+its bookmarks and its exports read: one attribution per part of the observation (its features,
+or the objects on a pixel agent's screen), so that a game of thousands of frames stays small."""
 
 from __future__ import annotations
 
@@ -9,14 +10,19 @@ import time
 import numpy as np
 
 from attribution.engine.ig import integrated_gradients
+from attribution.rl.environments import feature_names as documented_names
+from attribution.rl.environments import observation_parts
 from attribution.rl.episodes import Episode
+
+STATES_PER_CALL = 256  # an image episode goes through the engine in pieces: float32 copies of 256 states at most
 
 
 @dataclasses.dataclass(frozen=True)
 class EpisodeAttribution:
-    """IG at every step of an episode. T steps, F features.
+    """IG at every step of an episode. T steps, G parts (the features, or the objects and the rest).
 
-    attributions: float32 (T, F), of the explained output at each step.
+    attributions: float32 (T, G), each part's attribution of the explained output at each step.
+    names: (G,) the parts' names.
     targets: int (T,), the output index explained at each step.
     at_state, at_baseline: float (T,), that output at the state and at the baseline.
     output_names: (T,) what was explained, for people ("P(push left)").
@@ -26,6 +32,7 @@ class EpisodeAttribution:
     """
 
     attributions: np.ndarray
+    names: tuple[str, ...]
     targets: np.ndarray
     at_state: np.ndarray
     at_baseline: np.ndarray
@@ -41,26 +48,43 @@ class EpisodeAttribution:
 
 
 def attribute_episode(model, episode: Episode, targets, output_names, baseline, steps: int, method: str,
-                      settings: dict) -> EpisodeAttribution:
-    """Every state of ``episode`` through ``integrated_gradients`` in one call (the engine chunks it).
+                      settings: dict, feature_names=None) -> EpisodeAttribution:
+    """Every state of ``episode`` through ``integrated_gradients``, each part's sum only (added up on
+    the device); the engine chunks a vector episode itself, an image episode goes in pieces.
 
     Args:
-        model: the explained model (see ``attribution.explain``), (batch, F) -> (batch, n_outputs).
+        model: the explained model (see ``attribution.explain``), (batch, *obs) -> (batch, n_outputs).
         targets: int (T,), the output to explain at each step.
         output_names: (T,) names of those outputs.
-        baseline: (F,) or (T, F).
+        baseline: (*obs,), (T, *obs), or a function of states (n, *obs) -> their baselines.
+        feature_names: the policy's, for the parts of a vector observation (default: the documented ones).
     """
-    states = episode.observations
+    n_features = int(np.prod(episode.observations.shape[1:]))
+    parts = observation_parts(episode.env_id, tuple(feature_names or documented_names(episode.env_id, n_features)))
+    states, targets = episode.observations, np.asarray(targets, dtype=np.int64)
+    size = STATES_PER_CALL if states.dtype == np.uint8 else max(len(states), 1)
     started = time.perf_counter()
-    result = integrated_gradients(model, states, baseline=baseline, target=np.asarray(targets, dtype=np.int64),
-                                  steps=steps, method=method)
+    found = []
+    for first in range(0, len(states), size):
+        rows = slice(first, first + size)
+        piece = np.asarray(states[rows], np.float32)
+        x0 = baseline(piece) if callable(baseline) else baseline
+        if not callable(baseline) and np.ndim(x0) == states.ndim:
+            x0 = x0[rows]
+        found.append(integrated_gradients(model, piece, baseline=x0, target=targets[rows], steps=steps,
+                                          method=method, groups=parts.groups(piece), attributions=False))
     seconds = time.perf_counter() - started
+    sums = np.concatenate([result.group_sums for result in found])
+    chosen = np.concatenate([result.targets for result in found])
     rows = np.arange(len(states))
+    outputs = np.concatenate([result.outputs for result in found])
+    baseline_outputs = np.concatenate([result.baseline_outputs for result in found])
     return EpisodeAttribution(
-        attributions=result.attributions.reshape(len(states), -1).astype(np.float32), targets=result.targets,
-        at_state=result.outputs[rows, result.targets].astype(np.float64),
-        at_baseline=result.baseline_outputs[rows, result.targets].astype(np.float64),
-        output_names=tuple(output_names), steps=result.steps, settings=dict(settings), seconds=seconds)
+        attributions=sums.astype(np.float32), names=tuple(parts.names), targets=chosen,
+        at_state=outputs[rows, chosen].astype(np.float64),
+        at_baseline=baseline_outputs[rows, chosen].astype(np.float64),
+        output_names=tuple(output_names), steps=np.concatenate([result.steps for result in found]),
+        settings=dict(settings), seconds=seconds)
 
 
 def softmax(logits) -> np.ndarray:

@@ -6,6 +6,7 @@
     method_comparison(model, state, target, baseline)       gradient, gradient x input, IG, SmoothGrad-IG
     randomisation_check(policy_model, wrap, state, target, baseline)   Adebayo et al. 2018
     faithfulness(model, state, target, attributions, baseline)         deletion and insertion curves
+    occlusion(model, state, target, groups, background)     each group painted over: a second opinion
 
 ``model`` is an explained model (``attribution.explain``): (batch, *obs) -> (batch, n_outputs); states
 are one observation (*obs). Every check batches its work into a few engine calls.
@@ -264,3 +265,43 @@ def faithfulness(model, states, targets, attributions, baseline=None, random_ord
     mean = curves.mean(axis=1)
     return Faithfulness(mean[0, 0], mean[0, 1], mean[1:, 0].mean(axis=0), mean[1:, 1].mean(axis=0),
                         float(np.mean(flips)) if flips else None, n)
+
+
+# ---- occlusion: a second opinion on groups of features ----
+
+@dataclasses.dataclass(frozen=True)
+class Occlusion:
+    names: tuple[str, ...]          # the groups (objects), without the rest
+    change: np.ndarray              # (G,) F(x) - F(x with the group painted over by the background)
+    ig: np.ndarray                  # (G,) IG's attribution of each group
+
+    @property
+    def agreement(self) -> float:
+        """Rank correlation of IG's group attributions with the occlusion changes."""
+        return spearman(self.ig, self.change)
+
+    @property
+    def verdict(self) -> Verdict:
+        strongest_ig, strongest_occluded = int(np.argmax(np.abs(self.ig))), int(np.argmax(np.abs(self.change)))
+        same = strongest_ig == strongest_occluded
+        return Verdict(same or self.agreement >= 0.5,
+                       f"painting each object over with the background moves the output most for "
+                       f"{self.names[strongest_occluded]}, and IG credits {self.names[strongest_ig]} most "
+                       f"(rank correlation {self.agreement:+.2f} over {len(self.names)} objects)")
+
+
+def occlusion(model, state, target: int, groups, ig_sums, background, skip_last: bool = True) -> Occlusion:
+    """The output's change when each group of ``state`` (*obs) is replaced by ``background`` (*obs),
+    every group in one forward call, beside IG's group sums ``ig_sums`` (G,).
+
+    Args:
+        groups: FeatureGroups of this one state; ``skip_last`` leaves out its last group (the rest),
+            which painted over would be most of the picture.
+    """
+    state = np.asarray(state, np.float32)
+    labels = np.broadcast_to(groups.for_states(1, state.shape)[0], state.shape)
+    count = len(groups.names) - (1 if skip_last else 0)
+    background = np.broadcast_to(np.asarray(background, np.float32), state.shape)
+    rows = np.stack([state] + [np.where(labels == g, background, state) for g in range(count)])
+    outputs = np.asarray(backend.compiled_call(model)(rows), dtype=float)[:, target]
+    return Occlusion(tuple(groups.names[:count]), outputs[0] - outputs[1:], np.asarray(ig_sums, float)[:count])

@@ -145,15 +145,23 @@ def _output_size(model, obs_shape) -> int:
     return int(shape[1])
 
 
-def compiled(model: keras.Model, obs_shape: tuple, body, jit_compile: bool):
+def compiled(model: keras.Model, obs_shape: tuple, body, jit_compile: bool, n_groups: int | None = None):
     """``run(x, x0, targets, alphas, weights)`` -> numpy arrays of ``body``, compiled once and cached.
 
     ``body(split, vjp, x, x0, targets, alphas, weights)`` is the engine's keras.ops code (see above).
+    With ``n_groups``, ``run`` and ``body`` take one more argument, the group labels int32
+    (1 or P, *obs_shape), and ``body`` is given ``n_groups=n_groups``.
     """
     build = _compile_jax if BACKEND == "jax" else _compile_tensorflow
     obs_shape = tuple(obs_shape)
-    return cached(model, (obs_shape, bool(jit_compile), body),
-                  lambda: build(model, obs_shape, functools.partial(body, split(model, obs_shape)), bool(jit_compile)))
+
+    def make():
+        bound = functools.partial(body, split(model, obs_shape))
+        if n_groups is not None:
+            bound = functools.partial(bound, n_groups=n_groups)
+        return build(model, obs_shape, bound, bool(jit_compile), n_groups is not None)
+
+    return cached(model, (obs_shape, bool(jit_compile), body, n_groups), make)
 
 
 def split(model: keras.Model, obs_shape: tuple) -> Split:
@@ -205,24 +213,27 @@ def _jax_vjp(fn, inputs):
     return outputs, lambda cotangents: pullback(cotangents)[0]
 
 
-def _compile_tensorflow(model, obs_shape, body, jit_compile):
+def _compile_tensorflow(model, obs_shape, body, jit_compile, grouped):
     import tensorflow as tf
 
     x = tf.TensorSpec((None, *obs_shape), tf.float32)
     vector = tf.TensorSpec((None,), tf.float32)
+    labels = (tf.TensorSpec((None, *obs_shape), tf.int32),) if grouped else ()
     function = tf.function(lambda *args: body(_tensorflow_vjp, *args), jit_compile=jit_compile)
-    concrete = function.get_concrete_function(x, x, tf.TensorSpec((None,), tf.int32), vector, vector)
+    concrete = function.get_concrete_function(x, x, tf.TensorSpec((None,), tf.int32), vector, vector, *labels)
 
     call = flat_call(concrete)
 
-    def run(x, x0, targets, alphas, weights):
+    def run(x, x0, targets, alphas, weights, *labels):
         n = len(x)
         if jit_compile:  # plain TensorFlow takes any N; XLA compiles each new one (0.3 s): pad to a bucket
             x, x0, targets = _pad(x, n), _pad(x0, len(x0)), _pad(targets, n)
+            labels = tuple(_pad(array, len(array)) for array in labels)
         # The quadrature rule and a small shared baseline, the same from call to call, are made
         # tensors once. The engine has checked the arguments' shapes and types already.
         tensors = [tf.convert_to_tensor(x), _constant_tensor(x0) if len(x0) == 1 else tf.convert_to_tensor(x0),
-                   tf.convert_to_tensor(targets), _constant_tensor(alphas), _constant_tensor(weights)]
+                   tf.convert_to_tensor(targets), _constant_tensor(alphas), _constant_tensor(weights),
+                   *(tf.convert_to_tensor(array) for array in labels)]
         return tuple(t.numpy()[:n] for t in call(tensors))
 
     return run
@@ -288,7 +299,7 @@ def _remembered_tensor(dtype: str, shape: tuple, data: bytes):
     return tf.constant(np.frombuffer(data, dtype).reshape(shape))
 
 
-def _compile_jax(model, obs_shape, body, jit_compile):
+def _compile_jax(model, obs_shape, body, jit_compile, grouped):
     import jax
 
     def run_body(trainable, non_trainable, *args):
@@ -301,17 +312,18 @@ def _compile_jax(model, obs_shape, body, jit_compile):
 
     compiled_body = jax.jit(run_body) if jit_compile else run_body
 
-    def device_call(x, x0, targets, alphas, weights):
+    def device_call(x, x0, targets, alphas, weights, *labels):
         """``body``'s results as arrays on the device, for arguments of a bucketed batch size
         (numpy or already on the device): what ``benchmarks/gpu_probe.py`` times without copies."""
         trainable = [v.value for v in model.trainable_variables]
         non_trainable = [v.value for v in model.non_trainable_variables]
         with jax.default_matmul_precision(JAX_MATMUL_PRECISION):
-            return compiled_body(trainable, non_trainable, x, x0, targets, alphas, weights)
+            return compiled_body(trainable, non_trainable, x, x0, targets, alphas, weights, *labels)
 
-    def run(x, x0, targets, alphas, weights):
+    def run(x, x0, targets, alphas, weights, *labels):
         n = len(x)
-        found = device_call(_pad(x, n), _pad(x0, len(x0)), _pad(targets, n), alphas, weights)
+        found = device_call(_pad(x, n), _pad(x0, len(x0)), _pad(targets, n), alphas, weights,
+                            *(_pad(array, len(array)) for array in labels))
         return tuple(np.asarray(array)[:n] for array in found)
 
     run.device_call = device_call

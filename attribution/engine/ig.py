@@ -9,7 +9,9 @@ points go through the model together: one (paths * steps, *shape) tensor per
 compiled call, built on the device from the states and baselines, chunked along
 that flattened axis when it would exceed the memory budget. For a Sequential model
 that starts with a Dense or convolution layer, the path is built after that layer's
-affine map, which gives the same integral for less work (``split.py``).
+affine map, which gives the same integral for less work (``split.py``). With feature groups
+(``groups.py``) the attributions are also added up per group, on the device when only the sums
+are wanted.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import numpy as np
 from keras import ops
 
 from attribution.engine import backend
+from attribution.engine.groups import FeatureGroups
 from attribution.engine.quadrature import MAX_STEPS, check_method, check_steps, quadrature_rule
 
 MEMORY_BUDGET_BYTES = 256 * 2**20  # interpolated rows and their activations, per compiled call on a CPU
@@ -31,23 +34,27 @@ MEMORY_BUDGET_BYTES = 256 * 2**20  # interpolated rows and their activations, pe
 class IGResult:
     """What ``integrated_gradients`` found, as numpy arrays.
 
-    Shapes (T = number of outputs, only with ``target="all"``):
-        attributions: float32 (N, *obs_shape), or (N, T, *obs_shape).
+    Shapes (T = number of outputs, only with ``target="all"``; G = number of groups):
+        attributions: float32 (N, *obs_shape), or (N, T, *obs_shape); None when only group sums were asked for.
         delta: float (N,) or (N, T): sum(attributions) - (F(x)[t] - F(x')[t]), the completeness gap.
         targets: int (N,) or (N, T): the output index explained in each slot.
         outputs: float32 (N, n_outputs): F(states).
         baseline_outputs: float32 (N, n_outputs): F(baselines).
         steps: int (N,): path points used per state (more than asked where ``refine`` raised them).
         method: the quadrature rule.
+        group_sums: float (N, G) or (N, T, G), each group's attribution, with ``groups``; else None.
+        group_names: (G,) with ``groups``; else None.
     """
 
-    attributions: np.ndarray
+    attributions: np.ndarray | None
     delta: np.ndarray
     targets: np.ndarray
     outputs: np.ndarray
     baseline_outputs: np.ndarray
     steps: np.ndarray
     method: str
+    group_sums: np.ndarray | None = None
+    group_names: tuple[str, ...] | None = None
 
     @property
     def output_change(self) -> np.ndarray:
@@ -74,6 +81,8 @@ def integrated_gradients(
     rtol: float = 0.01,
     max_steps: int = 1024,
     jit_compile: bool | None = None,
+    groups: FeatureGroups | None = None,
+    attributions: bool = True,
 ) -> IGResult:
     """Integrated Gradients of ``model`` at every state, in as few compiled calls as memory allows.
 
@@ -94,6 +103,10 @@ def integrated_gradients(
             probability jumps along the path (a sharp decision boundary) gets the points it needs.
             False computes exactly ``steps`` points.
         jit_compile: XLA on or off; None chooses per device and model (see ``backend``).
+        groups: FeatureGroups partitioning the features (shared, or one partition per state): the
+            result also holds each group's sum.
+        attributions: False (with ``groups``) adds the attributions up per group on the device and
+            brings back only the sums: ``result.attributions`` is None.
 
     Returns:
         IGResult. Raises ValueError, naming the received value, on bad input.
@@ -110,30 +123,39 @@ def integrated_gradients(
             raise ValueError(f"rtol must be a number between 0 and 1; received {rtol!r}.")
     n_outputs = backend.output_size(model, obs_shape)
     per_path = _check_target(target, len(states), n_outputs)  # (N, K); -1 = the argmax, found in the call
+    labels = _check_groups(groups, attributions, len(states), obs_shape)  # (1 or N, *obs) or None
+    sums_only = not attributions
     if jit_compile is None:
         jit_compile = backend.default_jit_compile(model)
-    run = backend.compiled(model, obs_shape, explain_paths, jit_compile)
+    if sums_only:
+        run = backend.compiled(model, obs_shape, explain_group_sums, jit_compile, len(groups.names))
+    else:
+        run = backend.compiled(model, obs_shape, explain_paths, jit_compile)
     rows_per_call = batch_size or backend.cached(
         model, ("rows_per_call", obs_shape), lambda: _rows_per_call(model, obs_shape)
     )
     n, k = per_path.shape
 
     def attribute(index: np.ndarray | slice, n_steps: int):
-        """IG at the states ``index`` for all their K targets -> attributions (M, K, *obs),
-        targets (M, K), outputs and baseline outputs (M, K, n_outputs)."""
+        """IG at the states ``index`` for all their K targets -> attributions (M, K, *obs) or, when
+        only sums are wanted, group sums (M, K, G); targets (M, K), outputs and baseline outputs
+        (M, K, n_outputs)."""
         alphas, weights = quadrature_rule(method, n_steps)
         x = states[index] if k == 1 else np.repeat(states[index], k, axis=0)  # a slice copies nothing
         x0 = baselines if len(baselines) == 1 else np.repeat(baselines[index], k, axis=0)
-        found = _integrate(run, x, x0, per_path[index].reshape(-1), alphas, weights, rows_per_call)
+        extra = ()
+        if sums_only:
+            extra = (labels if len(labels) == 1 else np.repeat(labels[index], k, axis=0),)
+        found = _integrate(run, x, x0, per_path[index].reshape(-1), alphas, weights, rows_per_call, *extra)
         return tuple(array.reshape(len(x) // k, k, *array.shape[1:]) for array in found)
 
-    attributions, targets, outputs, baseline_outputs = attribute(slice(None), steps)
-    attributions = np.require(attributions, requirements="W")  # JAX hands back read-only arrays
+    found, targets, outputs, baseline_outputs = attribute(slice(None), steps)
+    found = np.require(found, requirements="W")  # JAX hands back read-only arrays
     outputs, baseline_outputs = outputs[:, 0], baseline_outputs[:, 0]
     steps_used = np.full(n, steps)
     at_state, at_baseline = _selected(outputs, targets), _selected(baseline_outputs, targets)
     change = at_state - at_baseline
-    delta = _sums(attributions) - change
+    delta = _sums(found) - change
     if refine:
         # below float32's resolution of the outputs no number of steps can help
         tolerance = rtol * np.abs(change) + 1e-5 * (np.abs(at_state) + np.abs(at_baseline)) + 1e-7
@@ -143,13 +165,22 @@ def integrated_gradients(
                 break
             n_steps = min(2 * int(steps_used[index[0]]), max_steps)
             per_path = targets  # the argmaxes are known now: refining never re-decides them
-            attributions[index] = attribute(index, n_steps)[0]
-            delta[index] = _sums(attributions[index]) - change[index]
+            found[index] = attribute(index, n_steps)[0]
+            delta[index] = _sums(found[index]) - change[index]
             steps_used[index] = n_steps
 
+    maps, group_sums = (None, found) if sums_only else (found, None)
+    if groups is not None and not sums_only:  # the maps are here anyway: add them up in float64
+        shared = labels if len(labels) == 1 else np.repeat(labels, k, axis=0)
+        flat_maps = maps.reshape(n * k, *obs_shape)
+        group_sums = FeatureGroups(groups.names, shared[0] if len(shared) == 1 else shared).sums(flat_maps)
+        group_sums = group_sums.reshape(n, k, -1)
     if not (isinstance(target, str) and target == "all"):
-        attributions, delta, targets = attributions[:, 0], delta[:, 0], targets[:, 0]
-    return IGResult(attributions, delta, targets, outputs, baseline_outputs, steps_used, method)
+        delta, targets = delta[:, 0], targets[:, 0]
+        maps = None if maps is None else maps[:, 0]
+        group_sums = None if group_sums is None else group_sums[:, 0]
+    return IGResult(maps, delta, targets, outputs, baseline_outputs, steps_used, method, group_sums,
+                    None if groups is None else groups.names)
 
 
 def explain_paths(split, vjp, x, x0, targets, alphas, weights):
@@ -191,10 +222,24 @@ def explain_paths(split, vjp, x, x0, targets, alphas, weights):
     return integral * (x - x0), targets, x_outputs, baseline_outputs
 
 
-def _integrate(run, x, x0, targets, alphas, weights, rows_per_call):
+def explain_group_sums(split, vjp, x, x0, targets, alphas, weights, labels, n_groups):
+    """``explain_paths`` with each path's attributions added up per group before they leave the device.
+
+    labels: int32 (1 or P, *obs), each feature's group in [0, n_groups).
+    Returns group sums (P, n_groups) in place of the attributions, then what ``explain_paths`` returns.
+    """
+    attributions, targets, x_outputs, baseline_outputs = explain_paths(split, vjp, x, x0, targets, alphas, weights)
+    n_features = math.prod(x.shape[1:])
+    members = ops.one_hot(ops.reshape(labels, (-1, n_features)), n_groups)  # (1 or P, F, G)
+    sums = ops.sum(ops.expand_dims(ops.reshape(attributions, (-1, n_features)), -1) * members, axis=1)
+    return sums, targets, x_outputs, baseline_outputs
+
+
+def _integrate(run, x, x0, targets, alphas, weights, rows_per_call, *labels):
     """Chunk the (paths * points) rows under ``rows_per_call``: by paths, and by path points
     when one path alone is too long (the rule is a weighted sum, so point chunks add up).
-    Returns what ``explain_paths`` returns, for all paths, as numpy arrays."""
+    ``labels``: the group labels (1 or P, *obs) when ``run`` adds attributions up per group.
+    Returns what ``explain_paths`` (or ``explain_group_sums``) returns, for all paths, as numpy arrays."""
     n_points = len(alphas)
     paths_per_call = max(1, rows_per_call // (n_points + 2))  # + each path's two ends
     paths_per_call = 1 << (paths_per_call.bit_length() - 1)  # a power of two is a bucket: JAX pads no full chunk
@@ -205,7 +250,9 @@ def _integrate(run, x, x0, targets, alphas, weights, rows_per_call):
         for p in range(0, len(x), paths_per_call):
             paths = slice(p, p + paths_per_call)
             ends = x[paths], x0 if len(x0) == 1 else x0[paths]
-            parts = [run(*ends, targets[paths], alphas[s:s + points_per_call], weights[s:s + points_per_call])
+            groups = tuple(array if len(array) == 1 else array[paths] for array in labels)
+            parts = [run(*ends, targets[paths], alphas[s:s + points_per_call], weights[s:s + points_per_call],
+                         *groups)
                      for s in range(0, n_points, points_per_call)]
             chunks.append((parts[0][0] if len(parts) == 1 else sum(part[0] for part in parts), *parts[0][1:]))
     except Exception as error:  # keep the framework's message, behind one that says what was tried
@@ -228,7 +275,8 @@ def _rows_per_call(model, obs_shape) -> int:
 
 
 def _sums(attributions: np.ndarray) -> np.ndarray:
-    """(N, K, *obs) -> (N, K) in float64, so the completeness check adds no rounding of its own."""
+    """(N, K, *obs) attributions or (N, K, G) group sums -> (N, K) in float64, so the completeness
+    check adds no rounding of its own."""
     return attributions.reshape(*attributions.shape[:2], -1).sum(axis=-1, dtype=np.float64)
 
 
@@ -310,6 +358,19 @@ def _check_target(target, n: int, n_outputs: int) -> np.ndarray:
         raise ValueError(f"target must lie in [0, {n_outputs}) for a model with {n_outputs} outputs; "
                          f"received {array[out_of_range][0]}.")
     return array.astype(np.int64)[:, None]
+
+
+def _check_groups(groups, attributions: bool, n: int, obs_shape: tuple) -> np.ndarray | None:
+    """-> the group labels int32 (1 or N, *obs), or None without groups."""
+    if not isinstance(attributions, bool):
+        raise ValueError(f"attributions must be True or False; received {attributions!r}.")
+    if groups is None:
+        if not attributions:
+            raise ValueError("attributions=False keeps only group sums, so it needs groups; received groups=None.")
+        return None
+    if not isinstance(groups, FeatureGroups):
+        raise ValueError(f"groups must be a FeatureGroups; received {type(groups).__name__}.")
+    return groups.for_states(n, obs_shape)
 
 
 def _check_batch_size(batch_size) -> int | None:

@@ -17,24 +17,29 @@ MAX_FRAMES = 400  # longer episodes show every k-th step, so files stay small en
 PANEL_WIDTH = 480
 
 
-def storyboard(frames, attributions, feature_names, titles, max_frames: int = MAX_FRAMES) -> list[np.ndarray]:
+def storyboard(frames, attributions, feature_names, titles, max_frames: int = MAX_FRAMES,
+               painted=None) -> list[np.ndarray]:
     """uint8 (H, W + PANEL_WIDTH, 3) images: frame t beside the bars of attributions[t].
 
     Args:
         frames: a sequence of T RGB frames, uint8 (H, W, 3) (``episodes.Frames`` decodes on access).
-        attributions: (T, F).
+        attributions: (T, F), one bar per feature (or per object).
         feature_names: (F,) strings.
         titles: (T,) a line above each step's bars ("step 12 · push left · why P(push left)").
+        painted: for a pixel agent, ``painted(steps) -> frames`` with its attribution over each of those
+            steps' screens, called once with the steps shown.
     """
     attributions = np.asarray(attributions, dtype=float).reshape(len(attributions), -1)
     if len(frames) != len(attributions):
         raise ValueError(f"need one frame per step; received {len(frames)} frames for {len(attributions)} steps.")
     stride = max(1, -(-len(frames) // max_frames))
+    steps = list(range(0, len(frames), stride))
+    shown = painted(steps) if painted else [frames[t] for t in steps]
     scale = float(np.abs(attributions).max()) or 1.0  # one scale for the whole episode, so bars compare over time
     font = ImageFont.load_default(size=14)
     images = []
-    for t in range(0, len(frames), stride):
-        frame = Image.fromarray(np.asarray(frames[t], dtype=np.uint8))
+    for t, picture in zip(steps, shown, strict=True):
+        frame = Image.fromarray(np.asarray(picture, dtype=np.uint8))
         panel = _bars_panel(attributions[t], feature_names, titles[t], scale, frame.height, font)
         canvas = Image.new("RGB", (frame.width + PANEL_WIDTH, frame.height), "white")
         canvas.paste(frame, (0, 0))

@@ -22,40 +22,42 @@ def _number(value: float, signed: bool = False) -> str:
     return f"{value:{sign}.2f}" if value == 0 or 0.01 <= abs(value) < 1000 else f"{value:{sign}.3g}"
 
 
-def step_sentence(subject: str, attributions, observation, phrases, top: int = 2) -> str:
+def step_sentence(subject: str, attributions, descriptions, nouns: bool = False, top: int = 2) -> str:
     """One sentence on why the explained output is what it is at one state.
 
     'The agent chose PUSH RIGHT mostly because the pole leans right (+0.31) and the pole is falling
-    right (+0.12), even though the cart moves right (-0.15).' Features that pushed the output up are the
+    right (+0.12), even though the cart moves right (-0.15).' Parts that pushed the output up are the
     reasons; the strongest one that pushed it down, when it matters, is the 'even though'. When the
     attributions add up to less than zero (the output is lower than at the baseline), the sentence
     leads with what pushed against it.
 
     Args:
         subject: the start of the sentence ("The agent chose PUSH RIGHT").
-        attributions, observation: (n_features,).
-        phrases: one ``environments.Phrase`` per feature.
+        attributions: (n_parts,), one per feature or object.
+        descriptions: one phrase per part with ``{value}`` where its attribution goes
+            (``observation_parts(...).descriptions(observation)``).
+        nouns: the descriptions are things ("the ball ({value})"), not clauses ("the pole leans right ({value})").
     """
     values = np.asarray(attributions, dtype=float).reshape(-1)
-    observation = np.asarray(observation, dtype=float).reshape(-1)
     scale = np.abs(values).max() if values.size else 0.0
     if scale == 0:
-        return f"{subject}; no feature moved it away from the baseline."
+        return f"{subject}; nothing moved it away from the baseline."
 
     def part(i):
-        return f"{phrases[i].describe(observation[i])} ({values[i]:+.2g})"
+        return descriptions[i].format(value=f"{values[i]:+.2g}")
 
     order = np.argsort(-values)
     reasons = [i for i in order[:top] if values[i] >= 0.1 * scale]
     against = [i for i in order[::-1][:top] if values[i] <= -0.1 * scale]
+    because = "because of" if nouns else "because"
     if not reasons:
-        return f"{subject}, though every feature pushed against it; most of all {part(against[0])}."
+        return f"{subject}, though everything pushed against it; most of all {part(against[0])}."
     if values.sum() < 0:  # the output ended below the baseline's: what held it down comes first
         return (f"{subject}, although {' and '.join(part(i) for i in against)} pushed against it; "
                 f"{part(reasons[0])} pushed for it.")
-    sentence = f"{subject} mostly because {' and '.join(part(i) for i in reasons)}"
+    sentence = f"{subject} mostly {because} {' and '.join(part(i) for i in reasons)}"
     if against and values[against[0]] <= -0.25 * scale:
-        sentence += f", even though {part(against[0])}"
+        sentence += f", even though {part(against[0])}" + (" pulled the other way" if nouns else "")
     return sentence + "."
 
 
@@ -84,4 +86,9 @@ TRUST_CHECKS = {
         "We put the features back to their baseline values one at a time, most important first, and watch the "
         "output, then do the same in random orders. If the output moves faster in the attributions' order, the "
         "bars point at what really drives the decision."),
+    "occlusion": (
+        "Does painting an object out change the decision as IG says?",
+        "We paint each object over with the empty playfield, one at a time, and watch the output. This asks the "
+        "question a different way from IG; when the object that matters most is the same for both, the "
+        "explanation is not an artefact of IG's path."),
 }

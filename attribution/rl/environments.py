@@ -13,6 +13,17 @@ import functools
 from collections.abc import Callable
 
 import gymnasium as gym
+import numpy as np
+
+from attribution.engine.groups import FeatureGroups
+from attribution.rl.pong import PongObjects
+
+try:  # ale-py's wheel ships the Atari ROMs; registering adds the ALE/ ids to gymnasium's registry
+    import ale_py
+
+    gym.register_envs(ale_py)
+except ImportError:  # without it the Atari environments are simply not installed
+    pass
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,6 +44,18 @@ class EnvironmentInfo:
     phrases: tuple[Phrase, ...] = ()  # one per feature, for plain-language readings
     continuous: bool = False
     wrappers: tuple[Callable[[gym.Env], gym.Env], ...] = ()  # applied in order after gym.make
+    make_kwargs: tuple[tuple[str, object], ...] = ()  # passed to gym.make
+    frames: tuple[str, ...] = ()  # image observations (frames, height, width): each stacked frame's name
+    parts: Callable[[], object] | None = None  # what the bars show, where not the features (see observation_parts)
+
+
+def _atari(env: gym.Env) -> gym.Env:
+    """DeepMind's Atari pipeline: frame skip 4 (max of the last two), 84x84 grayscale, up to 30 no-ops."""
+    return gym.wrappers.AtariPreprocessing(env, frame_skip=4, noop_max=30, screen_size=84, grayscale_obs=True)
+
+
+def _stack4(env: gym.Env) -> gym.Env:
+    return gym.wrappers.FrameStackObservation(env, 4)
 
 
 ENVIRONMENTS: dict[str, EnvironmentInfo] = {
@@ -82,6 +105,15 @@ ENVIRONMENTS: dict[str, EnvironmentInfo] = {
          Phrase("it swings clockwise", "it swings anticlockwise")),
         continuous=True,
     ),
+    # Pong's ALE actions: RIGHT moves the agent's (right, green) paddle up, LEFT moves it down.
+    "ALE/Pong-v5": EnvironmentInfo(
+        (),
+        ("stay", "fire", "move up", "move down", "move up and fire", "move down and fire"),
+        wrappers=(_atari, _stack4),
+        make_kwargs=(("frameskip", 1),),  # AtariPreprocessing skips frames itself; v5's sticky actions stay
+        frames=("3 steps ago", "2 steps ago", "1 step ago", "now"),
+        parts=PongObjects,
+    ),
 }
 
 
@@ -93,8 +125,9 @@ def make_env(env_id: str, render_mode: str | None = None) -> gym.Env:
     """
     if not isinstance(env_id, str) or env_id not in gym.registry:
         raise ValueError(f"unknown environment id {env_id!r}: it is not an installed Gymnasium environment.")
-    env = gym.make(env_id, render_mode=render_mode)
-    for wrap in ENVIRONMENTS[env_id].wrappers if env_id in ENVIRONMENTS else ():
+    info = ENVIRONMENTS.get(env_id, EnvironmentInfo((), ()))
+    env = gym.make(env_id, render_mode=render_mode, **dict(info.make_kwargs))
+    for wrap in info.wrappers:
         env = wrap(env)
     return env
 
@@ -119,11 +152,23 @@ def step_limit(env_id: str) -> int:
     return gym.spec(env_id).max_episode_steps or DEFAULT_STEP_LIMIT
 
 
+def image_shape(env_id: str) -> tuple[int, int, int] | None:
+    """(frames, height, width) where ``env_id``'s observations are stacked images, else None."""
+    known = ENVIRONMENTS.get(env_id)
+    space = observation_space(env_id) if known and known.frames else None
+    return tuple(space.shape) if space is not None and len(space.shape) == 3 else None
+
+
 def feature_names(env_id: str, n_features: int) -> tuple[str, ...]:
-    """The documented names for ``env_id`` where known, else ``obs[0]``, ``obs[1]``, ..."""
+    """The documented names for ``env_id`` where known (``now, row 3, column 7`` for a pixel), else
+    ``obs[0]``, ``obs[1]``, ..."""
     known = ENVIRONMENTS.get(env_id)
     if known and len(known.feature_names) == n_features:
         return known.feature_names
+    shape = image_shape(env_id)
+    if shape and int(np.prod(shape)) == n_features:
+        return tuple(f"{frame}, row {row}, column {column}" for frame in known.frames
+                     for row in range(shape[1]) for column in range(shape[2]))
     return tuple(f"obs[{i}]" for i in range(n_features))
 
 
@@ -133,6 +178,33 @@ def phrases(env_id: str, names: tuple[str, ...]) -> tuple[Phrase, ...]:
     if known and known.feature_names == tuple(names):
         return known.phrases
     return tuple(Phrase(f"{name} is negative", f"{name} is positive") for name in names)
+
+
+@dataclasses.dataclass(frozen=True)
+class VectorFeatures:
+    """The parts of a vector observation are its features: each its own group, read by its Phrase."""
+
+    names: tuple[str, ...]
+    phrases: tuple[Phrase, ...]
+    kind = "feature"
+
+    def groups(self, observations) -> FeatureGroups:
+        return FeatureGroups.identity(self.names)
+
+    def descriptions(self, observation) -> list[str]:
+        """One clause per feature, with ``{value}`` where its attribution goes: "the pole leans right ({value})"."""
+        values = np.asarray(observation, dtype=float).reshape(-1)
+        return [f"{phrase.describe(value)} ({{value}})" for phrase, value in zip(self.phrases, values, strict=True)]
+
+
+def observation_parts(env_id: str, feature_names: tuple[str, ...]):
+    """What the bars, sentences, timelines and exports of ``env_id`` are about: its features, or
+    (Pong) the objects on its screen. Each has ``names``, ``kind`` ("feature" or "object"),
+    ``groups(observations)`` (a FeatureGroups) and ``descriptions(observation)``."""
+    known = ENVIRONMENTS.get(env_id)
+    if known and known.parts:
+        return known.parts()
+    return VectorFeatures(tuple(feature_names), phrases(env_id, tuple(feature_names)))
 
 
 def action_names(env_id: str, n_actions: int) -> tuple[str, ...]:

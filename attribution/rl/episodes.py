@@ -59,7 +59,7 @@ class Frames:
 class Episode:
     """One episode. T = number of steps.
 
-    observations: float32 (T, *obs_shape), what the policy saw before each action.
+    observations: (T, *obs_shape), what the policy saw before each action: float32, or uint8 for images.
     actions: int64 (T,) or float32 (T, action_dim), what the environment received.
     rewards: float32 (T,).
     policy_outputs: float32 (T, n_outputs), the actor head (logits or mean) at each step.
@@ -251,7 +251,7 @@ def _frames(contents: dict, name: str) -> Frames:
 def _check_consistent(episode: Episode, name: str) -> None:
     n = len(episode.actions)
     checks = [
-        ("observations", episode.observations, np.floating, 2),
+        ("observations", episode.observations, np.number, 2),
         ("rewards", episode.rewards, np.floating, 1),
         ("policy_outputs", episode.policy_outputs, np.floating, 2),
         ("actions", episode.actions, np.number, 1),

@@ -26,7 +26,7 @@ import numpy as np
 
 from attribution.engine import backend
 from attribution.rl.archives import POLICY_LIMITS, ArchiveError, open_archive
-from attribution.rl.environments import action_names, feature_names, make_env
+from attribution.rl.environments import action_names, feature_names, image_shape, make_env
 from attribution.rl.files import write_atomically
 from attribution.rl.rollout import greedy_rollouts
 
@@ -53,6 +53,8 @@ class PolicyInfo:
     eval_episodes: int | None = None
     action_log_std: tuple[float, ...] | None = None      # continuous actions: the exploration noise
     reference_states: np.ndarray | None = None           # (K, *obs_shape) from the policy's own rollouts
+    median_state: np.ndarray | None = None               # (*obs_shape,): the median of all it saw there
+    training_method: str | None = None                   # how it was trained, in words
 
     @property
     def actor_head(self) -> str:
@@ -65,6 +67,10 @@ class Policy:
 
     def __init__(self, model: keras.Model, info: PolicyInfo, action_space: gym.Space):
         self.model, self.info, self.action_space = model, info, action_space
+
+    @property
+    def observation_shape(self) -> tuple[int, ...]:
+        return tuple(self.model.inputs[0].shape[1:])
 
     def heads(self, observations) -> dict[str, np.ndarray]:
         """observations (N, *obs_shape) -> {head: (N, width)}."""
@@ -88,13 +94,22 @@ class Policy:
         return f"Policy({self.info.env_id!r}, source={self.info.source!r}, heads={self.info.heads})"
 
 
+def policy_file_name(env_id: str) -> str:
+    """``CartPole-v1.keras``; an id with a namespace becomes ``ALE_Pong-v5.keras``."""
+    return env_id.replace("/", "_") + ".keras"
+
+
 def shipped_env_ids() -> list[str]:
-    return sorted(path.stem for path in POLICY_DIR.glob("*.keras") if path.with_suffix(".json").exists())
+    ids = []
+    for path in POLICY_DIR.glob("*.keras"):
+        if path.with_suffix(".json").exists():
+            ids.append(json.loads(path.with_suffix(".json").read_text()).get("env_id", path.stem))
+    return sorted(ids)
 
 
 def load_policy(env_id: str) -> Policy:
     """The policy shipped for ``env_id``, with its sidecar's metadata."""
-    path = POLICY_DIR / f"{env_id}.keras"
+    path = POLICY_DIR / policy_file_name(env_id)
     if not path.exists():
         raise PolicyError(f"no shipped policy for {env_id!r}; shipped: {', '.join(shipped_env_ids()) or 'none'}.")
     return load_policy_file(path, env_id, source="shipped")
@@ -121,7 +136,7 @@ def load_policy_file(path, env_id: str, feature_names_override=None, source: str
     if len(actions) != n_actions:
         raise PolicyError(f"need {n_actions} action names for {env_id}; the sidecar gives {len(actions)}: "
                           f"{list(actions)}.")
-    reference = sidecar.get("reference_states")
+    reference, median = sidecar.get("reference_states"), sidecar.get("median_state")
     info = PolicyInfo(
         env_id=env_id,
         feature_names=names,
@@ -138,6 +153,8 @@ def load_policy_file(path, env_id: str, feature_names_override=None, source: str
         reference_states=None
         if reference is None
         else np.asarray(reference, np.float32).reshape(-1, *observation_space.shape),
+        median_state=None if median is None else np.asarray(median, np.float32).reshape(observation_space.shape),
+        training_method=sidecar.get("training_method"),
     )
     return Policy(model, info, action_space)
 
@@ -190,7 +207,7 @@ def save_policy(model: keras.Model, env_id: str, out_dir, **metadata) -> Path:
     """Write ``ENV_ID.keras`` and ``ENV_ID.json`` into ``out_dir``, each atomically (temp file, then rename).
 
     ``metadata`` holds the sidecar's fields: seed, training_steps, eval_return_mean, eval_return_std,
-    eval_episodes, action_log_std, reference_states, config.
+    eval_episodes, action_log_std, reference_states, median_state, training_method, config.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -201,10 +218,12 @@ def save_policy(model: keras.Model, env_id: str, out_dir, **metadata) -> Path:
     heads = _check_fits(model, env_id, observation_space, action_space, "the trained model")
     sidecar = {
         "format": "rl-attribution policy", "version": SIDECAR_VERSION, "env_id": env_id,
-        "feature_names": list(feature_names(env_id, n_features)), "action_names": list(action_names(env_id, n_actions)),
+        # a pixel's name follows from its place, so image environments' sidecars leave the names out
+        "feature_names": None if image_shape(env_id) else list(feature_names(env_id, n_features)),
+        "action_names": list(action_names(env_id, n_actions)),
         "heads": list(heads), **{key: _jsonable(value) for key, value in metadata.items()},
     }
-    target = out_dir / f"{env_id}.keras"
+    target = out_dir / policy_file_name(env_id)
     with tempfile.TemporaryDirectory(dir=out_dir) as tmp:
         staged = Path(tmp) / target.name  # Keras insists on the .keras suffix
         model.save(staged)

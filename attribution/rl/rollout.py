@@ -88,9 +88,11 @@ class EpisodeStepper:
     def episode(self, policy: str, greedy: bool) -> Episode:
         """The recorded steps as an Episode (``policy``: who played it, as episodes name it)."""
         obs_shape = np.shape(self.observation)
+        images = self.env.observation_space.dtype == np.uint8  # 4 bytes a pixel would be 113 kB a Pong step
         return Episode(
             env_id=self.env_id, seed=self.seed, policy=policy, greedy=greedy,
-            observations=np.array(self.observations, dtype=np.float32).reshape(self.t, *obs_shape),
+            observations=np.array(self.observations, dtype=np.uint8 if images else np.float32).reshape(
+                self.t, *obs_shape),
             actions=np.array(self.actions), rewards=np.array(self.rewards, dtype=np.float32),
             policy_outputs=np.array(self.policy_outputs, dtype=np.float32), terminated=bool(self.terminated),
             truncated=bool(self.truncated), frames=self.frames)
@@ -157,20 +159,23 @@ def replay_observations(episode: Episode) -> np.ndarray:
 
 
 def greedy_rollouts(policy, env_id: str, episodes: int | None = None, max_steps: int | None = None,
-                    first_seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+                    first_seed: int = 0, keep_every: int = 1) -> tuple[np.ndarray, np.ndarray]:
     """The greedy policy over episodes seeded ``first_seed``, ``first_seed + 1``, ...: their returns
-    (complete episodes only) and every observation seen, float32 (T, *obs_shape).
+    (complete episodes only) and every ``keep_every``-th observation seen, float32 (T, *obs_shape).
 
-    Stops after ``episodes`` episodes, or once ``max_steps`` observations are collected.
+    Stops after ``episodes`` episodes, or once ``max_steps`` observations are kept.
     ``policy`` is anything with ``act(observation)``.
     """
     if episodes is None and max_steps is None:
         raise ValueError("give greedy_rollouts a number of episodes, a number of steps, or both.")
-    returns, states = [], []
+    returns, states, seen = [], [], 0
     with EpisodeStepper(env_id, first_seed) as run:
         while (episodes is None or len(returns) < episodes) and (max_steps is None or len(states) < max_steps):
-            states.append(run.observation)
+            if seen % keep_every == 0:
+                states.append(run.observation)
+            seen += 1
             run.step(policy.act(run.observation))
+            run.observations.clear()  # kept above, every keep_every-th only
             if run.done:
                 returns.append(run.total_return)
                 run.reset(first_seed + len(returns))

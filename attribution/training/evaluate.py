@@ -21,11 +21,12 @@ from attribution.rl.rollout import greedy_rollouts  # noqa: E402
 EVAL_SEED = 1_000_000
 
 
-def evaluate(policy, env_id: str, episodes: int, first_seed: int = EVAL_SEED) -> tuple[np.ndarray, np.ndarray]:
-    """Greedy returns (episodes,) and every visited observation (T, *obs_shape).
+def evaluate(policy, env_id: str, episodes: int, first_seed: int = EVAL_SEED,
+             keep_every: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """Greedy returns (episodes,) and every ``keep_every``-th visited observation (T, *obs_shape).
 
     ``policy`` is anything with ``act(observation)``."""
-    return greedy_rollouts(policy, env_id, episodes=episodes, first_seed=first_seed)
+    return greedy_rollouts(policy, env_id, episodes=episodes, first_seed=first_seed, keep_every=keep_every)
 
 
 def main(argv=None) -> None:

@@ -19,12 +19,23 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 
+from attribution.rl.environments import ENVIRONMENTS  # noqa: E402
 from attribution.rl.policies import POLICY_DIR, policy_from_model, save_policy  # noqa: E402
 from attribution.training.evaluate import evaluate  # noqa: E402
 from attribution.training.ppo import PPOConfig, train_ppo  # noqa: E402
+from attribution.training.ppo_pixels import PixelPPOConfig, train_ppo_pixels  # noqa: E402
 from attribution.training.td3 import TD3Config, train_td3  # noqa: E402
 
 N_REFERENCE_STATES = 256
+N_IMAGE_REFERENCE_STATES = 8     # each (4, 84, 84): the sidecar keeps a few, and the median of all it saw
+IMAGE_KEEP_EVERY = 25            # image evaluations keep every 25th state, not every one
+
+TRAINERS = {PPOConfig: train_ppo, TD3Config: train_td3, PixelPPOConfig: train_ppo_pixels}
+METHODS = {
+    PPOConfig: "PPO (proximal policy optimisation) on the environment's reward",
+    TD3Config: "TD3 (twin delayed DDPG) on the environment's reward",
+    PixelPPOConfig: "PPO on the game's score, a small CNN seeing only the stacked frames",
+}
 
 CONFIGS: dict[str, PPOConfig | TD3Config] = {
     "CartPole-v1": PPOConfig(total_steps=100_000, n_envs=8, n_steps=32, minibatch_size=256, n_epochs=20,
@@ -36,6 +47,7 @@ CONFIGS: dict[str, PPOConfig | TD3Config] = {
     "MountainCar-v0": PPOConfig(total_steps=1_000_000, n_envs=16, n_steps=16, n_epochs=4, gae_lambda=0.98,
                                 normalize_reward=True),
     "Pendulum-v1": TD3Config(total_steps=30_000),  # see attribution/td3.py for why not PPO
+    "ALE/Pong-v5": PixelPPOConfig(),
 }
 
 
@@ -45,21 +57,26 @@ def main(argv=None) -> None:
     parser.add_argument("env_id", choices=sorted(CONFIGS))
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--total-steps", type=int, help="override the config's training length")
+    parser.add_argument("--checkpoint", help="pixel PPO: write the model to this .keras file every 50 updates")
     parser.add_argument("--out", default=str(POLICY_DIR), help="folder for ENV_ID.keras and ENV_ID.json")
-    parser.add_argument("--eval-episodes", type=int, default=100)
+    parser.add_argument("--eval-episodes", type=int, help="default: 100, or 20 for an image environment")
     args = parser.parse_args(argv)
     config = CONFIGS[args.env_id]
     if args.total_steps:
         config = dataclasses.replace(config, total_steps=args.total_steps)
+    if args.checkpoint and isinstance(config, PixelPPOConfig):
+        config = dataclasses.replace(config, checkpoint=args.checkpoint)
     print(f"training {args.env_id}, seed {args.seed}: {config}", file=sys.stderr)
     start = time.time()
-    trainer = train_td3 if isinstance(config, TD3Config) else train_ppo
-    model, log_std, steps = trainer(args.env_id, args.seed, config)
+    model, log_std, steps = TRAINERS[type(config)](args.env_id, args.seed, config)
     minutes = (time.time() - start) / 60
-    returns, states = evaluate(policy_from_model(model, args.env_id), args.env_id, args.eval_episodes)
-    reference = states[
-        np.random.default_rng(args.seed).choice(len(states), min(N_REFERENCE_STATES, len(states)), replace=False)
-    ]
+    image = bool(ENVIRONMENTS.get(args.env_id) and ENVIRONMENTS[args.env_id].frames)
+    episodes = args.eval_episodes or (20 if image else 100)
+    returns, states = evaluate(policy_from_model(model, args.env_id), args.env_id, episodes,
+                               keep_every=IMAGE_KEEP_EVERY if image else 1)
+    n_reference = N_IMAGE_REFERENCE_STATES if image else N_REFERENCE_STATES
+    chosen = np.random.default_rng(args.seed).choice(len(states), min(n_reference, len(states)), replace=False)
+    reference = states[chosen]
     path = save_policy(
         model,
         args.env_id,
@@ -69,12 +86,14 @@ def main(argv=None) -> None:
         training_minutes=round(minutes, 1),
         eval_return_mean=float(returns.mean()),
         eval_return_std=float(returns.std()),
-        eval_episodes=args.eval_episodes,
+        eval_episodes=episodes,
         action_log_std=log_std,
-        reference_states=reference,
+        reference_states=reference.astype(np.uint8) if image else reference,  # pixels are whole numbers
+        median_state=np.median(states, axis=0).astype(np.uint8) if image else np.median(states, axis=0),
+        training_method=METHODS[type(config)],
         config=dataclasses.asdict(config),
     )
-    print(f"{args.env_id}: mean return {returns.mean():.1f} ± {returns.std():.1f} over {args.eval_episodes} "
+    print(f"{args.env_id}: mean return {returns.mean():.1f} ± {returns.std():.1f} over {episodes} "
           f"evaluation episodes after {steps:,} steps ({minutes:.1f} min); saved {path}", file=sys.stderr)
 
 

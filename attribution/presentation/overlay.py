@@ -1,0 +1,69 @@
+"""Attributions painted on the picture: a pixel agent's map over its colour screen, its objects
+outlined, and one small panel per stacked frame (whether the agent uses motion).
+
+The colour scale is clipped at a percentile of |attribution| for display only; the numbers the
+bars, sentences and exports show are never clipped.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+POSITIVE = np.array([230, 40, 40], np.float32)    # pushed the explained output up
+NEGATIVE = np.array([40, 110, 255], np.float32)   # pushed it down
+MAGNITUDE = np.array([255, 220, 0], np.float32)
+OUTLINE = (255, 255, 255)
+MAX_OPACITY = 0.85
+
+
+def display_scale(attributions, percentile: float = 99.0) -> float:
+    """The |attribution| that gets full colour: the ``percentile`` of the nonzero magnitudes (> 0)."""
+    magnitudes = np.abs(np.asarray(attributions, np.float64)).ravel()
+    magnitudes = magnitudes[magnitudes > 0]
+    return float(np.percentile(magnitudes, percentile)) if magnitudes.size else 1.0
+
+
+def paint(picture: np.ndarray, attribution: np.ndarray, scale: float, magnitude: bool = False) -> np.ndarray:
+    """``picture`` uint8 (H, W, 3) with ``attribution`` (h, w) laid over it, stretched to (H, W):
+    red where it pushed the output up and blue where it pushed down (or yellow for |attribution|),
+    more opaque the larger it is, transparent at zero."""
+    height, width = picture.shape[:2]
+    stretched = np.asarray(Image.fromarray(np.asarray(attribution, np.float32), mode="F").resize(
+        (width, height), Image.Resampling.NEAREST))
+    strength = np.clip(np.abs(stretched) / scale, 0, 1)[..., None] * MAX_OPACITY
+    colour = MAGNITUDE if magnitude else np.where(stretched[..., None] >= 0, POSITIVE, NEGATIVE)
+    return (picture * (1 - strength) + colour * strength).astype(np.uint8)
+
+
+def outline(picture: np.ndarray, masks: dict[str, np.ndarray], labels: dict[str, str] | None = None) -> np.ndarray:
+    """``picture`` with a box around each non-empty mask (h, w), stretched to the picture, and its label."""
+    image = Image.fromarray(picture)
+    draw = ImageDraw.Draw(image)
+    height, width = picture.shape[:2]
+    for name, mask in masks.items():
+        rows, columns = np.nonzero(mask)
+        if not len(rows):
+            continue
+        sy, sx = height / mask.shape[0], width / mask.shape[1]
+        box = (columns.min() * sx - 1, rows.min() * sy - 1, (columns.max() + 1) * sx, (rows.max() + 1) * sy)
+        draw.rectangle(box, outline=OUTLINE, width=1)
+        text = (labels or {}).get(name, name)
+        draw.text((max(0, min(box[0], width - 6 * len(text))), max(0, box[1] - 11)), text, fill=OUTLINE)
+    return np.asarray(image)
+
+
+def frame_panels(frames: np.ndarray, attributions: np.ndarray, titles, scale: float, zoom: int = 2) -> np.ndarray:
+    """One panel per stacked frame, side by side: the grayscale frame with its attribution over it,
+    uint8 (zoom * (h + 12), frames * zoom * w + gaps, 3)."""
+    panels = []
+    for frame, attribution, title in zip(frames, attributions, titles, strict=True):
+        gray = np.repeat(np.asarray(frame, np.uint8)[..., None], 3, axis=-1)
+        painted = paint(np.asarray(Image.fromarray(gray).resize((gray.shape[1] * zoom, gray.shape[0] * zoom),
+                                                                 Image.Resampling.NEAREST)), attribution, scale)
+        canvas = Image.new("RGB", (painted.shape[1], painted.shape[0] + 14), (255, 255, 255))
+        canvas.paste(Image.fromarray(painted), (0, 14))
+        ImageDraw.Draw(canvas).text((2, 1), title, fill=(0, 0, 0))
+        panels.append(np.asarray(canvas))
+    gap = np.full((panels[0].shape[0], 6, 3), 255, np.uint8)
+    return np.concatenate([part for panel in panels for part in (panel, gap)][:-1], axis=1)
