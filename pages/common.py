@@ -28,6 +28,7 @@ from attribution.rl.policies import Policy, PolicyError, load_policy, load_uploa
 DEFAULT_ENV = "CartPole-v1"
 SPEEDS = {"1 step/s": 1.0, "2 steps/s": 0.5, "5 steps/s": 0.2, "10 steps/s": 0.1}  # Play: seconds per tick
 BASELINES = ("zeros", "mean of reference states", "a reference state", "a custom state")
+IMAGE_STEPS = 16  # Gauss-Legendre points for images by default; refine adds points wherever the gap stays above 1%
 
 
 @st.cache_resource(show_spinner="Loading the policy…")
@@ -93,6 +94,10 @@ class Settings:
     def baseline_for(self, states) -> np.ndarray:
         """The baseline for states (N, *obs): shared (*obs,), or one per state (N, *obs) when blurred."""
         return blurred(states) if self.baseline_kind == "blurred state" else self.baseline
+
+    def baseline_at(self, state) -> np.ndarray:
+        """The baseline for one state (*obs)."""
+        return np.broadcast_to(self.baseline_for(np.asarray(state)[None]), (1, *np.shape(state)))[0]
 
     def target_for(self, action) -> int:
         """The output index explained when the agent took ``action``."""
@@ -168,7 +173,8 @@ def policy_uploader(current_env_id: str) -> None:
 
 
 # The sidebar's widget keys (and key prefixes, for those made per environment or per kind of policy).
-SIDEBAR_KEYS = ("env_id", "seed", "baseline_kind", "image_baseline_kind", "steps", "method", "upload_env_id")
+SIDEBAR_KEYS = ("env_id", "seed", "baseline_kind", "image_baseline_kind", "steps", "image_steps", "method",
+                "upload_env_id")
 SIDEBAR_KEY_PREFIXES = ("mode_", "contrast_a_", "contrast_b_", "reference_", "custom_")
 
 
@@ -221,10 +227,11 @@ def sidebar() -> Settings:
                 "Steps",
                 min_value=1,
                 max_value=MAX_STEPS,
-                value=64,
+                value=IMAGE_STEPS if image else 64,
                 step=1,
-                key="steps",  # refused -> 64
-                help="points on the path from the baseline (raised automatically until the gap is under 1%)",
+                key="image_steps" if image else "steps",  # refused -> the default
+                help="points on the path from the baseline (raised automatically until the gap is under 1%)"
+                     + ("; a CNN's point costs a thousand times an MLP's, so images start at 16" if image else ""),
             )
         )
         method = st.selectbox("Method", METHODS, key="method", help="the quadrature rule along the path")

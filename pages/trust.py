@@ -84,7 +84,7 @@ target = settings.target_for(action)
 output_name = settings.output_name(target)
 if settings.image:
     st.markdown(f"State: {parts.descriptions(state)[0].replace(' ({value})', '')}. Explained: **{output_name}**.")
-    baselines = {"the app's baseline": settings.baseline_for(state[None])[0], "black": np.zeros_like(state),
+    baselines = {"the app's baseline": settings.baseline_at(state), "black": np.zeros_like(state),
                  "empty playfield": empty_playfield(policy.info.median_state, reference),
                  "blurred state": blurred(state[None])[0]}
 else:

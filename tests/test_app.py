@@ -415,3 +415,17 @@ def test_an_upload_for_pong_with_the_wrong_input_shape_gets_a_message(live, tmp_
     message = live.sidebar.error[0].value
     assert "takes inputs of shape (batch, 4)" in message and "(4, 84, 84)" in message
     assert sidebar_select(live, "Environment").value == "CartPole-v1"
+
+
+def test_trust_checks_a_pong_state_with_occlusion_beside_ig():
+    at = run_app()
+    sidebar_select(at, "Environment").set_value("ALE/Pong-v5").run()
+    button(at, "Step").click().run()
+    at.switch_page("pages/trust.py").run()
+    assert not at.exception, at.exception
+    verdicts = [m.value for m in [*at.success, *at.warning] if m.value.startswith(("**PASS**", "**WARN**"))]
+    assert len(verdicts) == 5
+    assert any("Does painting an object out change the decision as IG says?" in v for v in verdicts)
+    assert any("IG and occlusion rank the objects" in c.value for c in at.caption)
+    bars = at.get("plotly_chart")[1].proto.spec  # the baselines' bars: one per object
+    assert all(name in bars for name in ("ball", "agent's paddle", "empty playfield", "blurred state"))

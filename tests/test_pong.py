@@ -97,3 +97,33 @@ def test_a_state_of_the_wrong_shape_gets_a_clear_message():
 
     with pytest.raises(ValueError, match=r"shape \(N, 4, 84, 84\).*received shape \(2, 84, 84\)"):
         integrated_gradients(pong_cnn(), np.zeros((2, 84, 84)))
+
+
+def test_a_pong_episode_is_explained_and_exported_per_object():
+    import json
+
+    from attribution import explain
+    from attribution.analysis.episode_attribution import attribute_episode
+    from attribution.presentation import animation, exports
+
+    from networks import pong_cnn
+
+    with EpisodeStepper(PONG, 3, record_frames=True) as run:
+        for action in (2, 2, 3, 0):
+            run.step(action, np.zeros(6, np.float32))
+        episode = run.episode("test", greedy=True)
+    model = explain.action_probabilities(pong_cnn())
+    explained = attribute_episode(model, episode, episode.actions, ["P(a)"] * 4, np.zeros((4, 84, 84)), 16,
+                                  "gausslegendre", {})
+    assert explained.names == (*OBJECTS, "everything else") and explained.attributions.shape == (4, 5)
+    alone = integrated_gradients(model, episode.observations, target=episode.actions, steps=16)
+    np.testing.assert_allclose(explained.attributions.sum(axis=1), alone.attributions.reshape(4, -1).sum(axis=1),
+                               rtol=1e-4, atol=1e-7)
+    rows = exports.to_csv(episode, explained, explained.names, None).splitlines()
+    assert len(rows) == 1 + 4 * 5 and rows[1].startswith("0,ball,") and rows[1].endswith(",")  # no pixel value
+    record = json.loads(exports.to_json(episode, explained, explained.names, None))
+    assert record["features"][0] == "ball" and "observation" not in record["per_step"][0]
+    painted = []
+    images = animation.storyboard(episode.frames, explained.attributions, explained.names, ["t"] * 4,
+                                  painted=lambda steps: painted.extend(steps) or [episode.frames[t] for t in steps])
+    assert painted == [0, 1, 2, 3] and len(images) == 4 and images[0].shape[0] == 210

@@ -26,12 +26,19 @@ def action_labels(episode: Episode, action_names) -> list[str]:
     return [" ".join(f"{v:+.3f}" for v in np.atleast_1d(a)) for a in episode.actions]
 
 
-def attribution_rows(episode: Episode, explained: EpisodeAttribution, feature_names, action_names) -> list[tuple]:
-    """One row per step and feature, in CSV_COLUMNS order."""
+def _feature_values(episode: Episode, explained: EpisodeAttribution) -> np.ndarray | None:
+    """(T, F) the observation where the parts are its features; None where they are objects on a screen."""
     observations = episode.observations.reshape(len(episode), -1)
+    return observations if observations.shape[1] == explained.attributions.shape[1] else None
+
+
+def attribution_rows(episode: Episode, explained: EpisodeAttribution, feature_names, action_names) -> list[tuple]:
+    """One row per step and part (feature or object), in CSV_COLUMNS order; an object's value is None."""
+    values = _feature_values(episode, explained)
     actions = action_labels(episode, action_names)
     return [
-        (t, name, actions[t], explained.output_names[t], float(explained.attributions[t, i]), float(observations[t, i]))
+        (t, name, actions[t], explained.output_names[t], float(explained.attributions[t, i]),
+         None if values is None else float(values[t, i]))
         for t in range(len(episode))
         for i, name in enumerate(feature_names)
     ]
@@ -42,16 +49,17 @@ def to_csv(episode: Episode, explained: EpisodeAttribution, feature_names, actio
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
     writer.writerows(
-        (*row[:4], repr(row[4]), repr(row[5]))
+        (*row[:4], repr(row[4]), "" if row[5] is None else repr(row[5]))
         for row in attribution_rows(episode, explained, feature_names, action_names)
     )
     return buffer.getvalue()
 
 
 def to_json(episode: Episode, explained: EpisodeAttribution, feature_names, action_names) -> str:
-    """The episode's summary, the settings, and per step: action, output, attributions and the gap."""
+    """The episode's summary, the settings, and per step: action, output, attributions (per feature or
+    object), the observation where the parts are its features, and the gap."""
     actions = action_labels(episode, action_names)
-    observations = episode.observations.reshape(len(episode), -1)
+    values = _feature_values(episode, explained)
     return json.dumps({
         "environment": episode.env_id, "policy": episode.policy, "seed": episode.seed, "steps": len(episode),
         "return": episode.total_return, "settings": explained.settings, "features": list(feature_names),
@@ -60,7 +68,7 @@ def to_json(episode: Episode, explained: EpisodeAttribution, feature_names, acti
             "explained_output": explained.output_names[t], "output_at_state": float(explained.at_state[t]),
             "output_at_baseline": float(explained.at_baseline[t]),
             "attributions": [float(v) for v in explained.attributions[t]],
-            "observation": [float(v) for v in observations[t]],
+            **({} if values is None else {"observation": [float(v) for v in values[t]]}),
             "completeness_gap": float(explained.delta[t]), "path_points": int(explained.steps[t]),
         } for t in range(len(episode))],
     }, indent=1)

@@ -164,15 +164,21 @@ def load_uploaded_policy(data: bytes, filename: str, env_id: str, n_reference: i
 
     A file brings no sidecar, so the reference states (for the "mean of reference states"
     baseline) come from the policy's own greedy rollouts: at most 2,000 steps, seeds 0, 1, ...
+    For images, every 25th state is kept and their median is the empty-playfield baseline.
     """
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "uploaded.keras"
         path.write_bytes(data)
         policy = load_policy_file(path, env_id, source=Path(filename).name or "uploaded.keras")
-    _, states = greedy_rollouts(policy, policy.info.env_id, max_steps=2_000)
+    image = image_shape(env_id) is not None
+    _, states = greedy_rollouts(policy, policy.info.env_id, max_steps=2_000 // (25 if image else 1),
+                                keep_every=25 if image else 1)
     rng = np.random.default_rng(0)
-    reference = states[np.sort(rng.choice(len(states), min(n_reference, len(states)), replace=False))]
-    return Policy(policy.model, dataclasses.replace(policy.info, reference_states=reference), policy.action_space)
+    count = min(8 if image else n_reference, len(states))
+    reference = states[np.sort(rng.choice(len(states), count, replace=False))]
+    info = dataclasses.replace(policy.info, reference_states=reference,
+                               median_state=np.median(states, axis=0) if image else None)
+    return Policy(policy.model, info, policy.action_space)
 
 
 def policy_from_model(model: keras.Model, env_id: str, source: str = "in memory") -> Policy:
