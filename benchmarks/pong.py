@@ -32,9 +32,10 @@ from attribution.analysis.baselines import empty_playfield  # noqa: E402
 from attribution.analysis.episode_attribution import attribute_episode  # noqa: E402
 from attribution.engine import backend  # noqa: E402
 from attribution.engine.quadrature import quadrature_rule  # noqa: E402
-from attribution.rl.pong import PongObjects  # noqa: E402
 from attribution.rl.policies import load_policy  # noqa: E402
+from attribution.rl.pong import PongObjects  # noqa: E402
 from attribution.rl.rollout import record_episode  # noqa: E402
+
 from timing import median_ms  # noqa: E402
 
 PONG = "ALE/Pong-v5"
@@ -94,7 +95,8 @@ def main() -> None:
     eager_s = time.perf_counter() - started
     hand_sums = parts.groups(game.observations).sums(by_hand)
     after = resident_mb()
-    print(f"\nthe game: seed {args.seed}, {len(game)} steps, return {game.total_return:+.0f}, recorded in {recorded:.1f} s")
+    print(f"\nthe game: seed {args.seed}, {len(game)} steps, return {game.total_return:+.0f}, "
+          f"recorded in {recorded:.1f} s")
     print(f"{'whole game':<34}{'engine s':>11}{'eager s':>10}{'speed-up':>10}{'states/s':>10}")
     print(f"{'  object sums per step':<34}{engine_s:>11.1f}{eager_s:>10.1f}{eager_s / engine_s:>10.1f}"
           f"{len(game) / engine_s:>10.0f}")
