@@ -14,7 +14,8 @@ import numpy as np  # noqa: E402
 from attribution import integrated_gradients  # noqa: E402
 from attribution.engine import backend
 from attribution.engine.examples import linear_model  # noqa: E402
-from attribution.engine.ig import explain_paths  # noqa: E402
+from attribution.engine.groups import FeatureGroups  # noqa: E402
+from attribution.engine.ig import explain_group_sums, explain_paths  # noqa: E402
 from attribution.engine.quadrature import quadrature_rule  # noqa: E402
 from benchmarks.ig_throughput import mlp, nature_cnn  # noqa: E402
 from benchmarks.timing import median_ms  # noqa: E402
@@ -73,6 +74,16 @@ whole_ms = median_ms(
 )
 print(f"engine, CNN N={len(images)}: compiled call on the card {card_ms:.1f} ms, through numpy {numpy_ms:.1f} ms, "
       f"whole integrated_gradients {whole_ms:.1f} ms")
+
+# Group sums on the card (five objects a state, as Pong's): what comes back is (N, 5), not the maps.
+labels = rng.integers(0, 5, size=(len(images), 84, 84, 4)).astype(np.int32)
+grouped = backend.compiled(cnn, (84, 84, 4), explain_group_sums, True, 5)
+grouped_card_ms = median_ms(lambda: jax.block_until_ready(grouped.device_call(*on_card, jax.device_put(labels))))
+groups = FeatureGroups(tuple("abcde"), labels)
+grouped_whole_ms = median_ms(lambda: integrated_gradients(cnn, images, target=0, steps=50, method="riemann_middle",
+                                                          refine=False, groups=groups, attributions=False))
+print(f"engine, CNN N={len(images)}, group sums only: compiled call on the card {grouped_card_ms:.1f} ms, whole "
+      f"integrated_gradients {grouped_whole_ms:.1f} ms ({len(images) / grouped_whole_ms * 1e3:,.0f} states/s)")
 
 one = jax.device_put(points[:1])
 tiny = mlp()

@@ -127,3 +127,25 @@ def test_a_pong_episode_is_explained_and_exported_per_object():
     images = animation.storyboard(episode.frames, explained.attributions, explained.names, ["t"] * 4,
                                   painted=lambda steps: painted.extend(steps) or [episode.frames[t] for t in steps])
     assert painted == [0, 1, 2, 3] and len(images) == 4 and images[0].shape[0] == 210
+
+
+def test_the_shipped_agent_looks_at_the_ball_and_the_paddles():
+    """Over 100 states of its own play, IG from the empty playfield puts far more attribution on each
+    pixel of the ball and the paddles than on a pixel of the playfield's background."""
+    from attribution import explain
+    from attribution.analysis.baselines import empty_playfield
+    from attribution.rl.policies import load_policy
+    from attribution.rl.pong import PLAYFIELD_ROWS
+    from attribution.rl.rollout import greedy_rollouts
+
+    policy = load_policy(PONG)
+    _, states = greedy_rollouts(policy, PONG, max_steps=100, first_seed=11)
+    baseline = empty_playfield(policy.info.median_state, policy.info.reference_states)
+    result = integrated_gradients(explain.action_probabilities(policy.model), states, baseline=baseline, steps=16)
+    magnitude = np.abs(result.attributions)
+    masks = object_masks(states.astype(np.uint8))
+    objects = masks[:, [BALL, AGENT, OPPONENT]].any(axis=1)
+    background = ~objects
+    background[..., :PLAYFIELD_ROWS.start, :] = background[..., PLAYFIELD_ROWS.stop:, :] = False
+    ratio = magnitude[objects].mean() / magnitude[background].mean()
+    assert ratio > 10, f"|attribution| per pixel: objects / background = {ratio:.1f}"
