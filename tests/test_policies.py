@@ -29,10 +29,24 @@ MUST_REACH = {
     "MountainCar-v0": -120,
     "Pendulum-v1": -250,
 }
+PONG_MUST_REACH = 15  # over 20 greedy games on unseen seeds; Pong's best is +21
 
 
 def test_every_environment_of_the_product_ships_a_policy():
-    assert shipped_env_ids() == sorted(MUST_REACH)
+    assert shipped_env_ids() == sorted([*MUST_REACH, "ALE/Pong-v5"])
+
+
+def test_the_pong_sidecar_says_how_it_was_trained_and_how_good_it_is():
+    pong = load_policy("ALE/Pong-v5")
+    info = pong.info
+    assert info.source == "shipped" and info.heads == ("logits", "value") and not info.continuous
+    assert info.eval_episodes == 20 and info.eval_return_mean >= PONG_MUST_REACH
+    assert info.training_method.startswith("PPO") and info.training_steps > 0
+    assert info.action_names[2:4] == ("move up", "move down")
+    assert info.reference_states.shape == (8, 4, 84, 84) and info.median_state.shape == (4, 84, 84)
+    assert pong.observation_shape == (4, 84, 84) and len(info.feature_names) == 4 * 84 * 84
+    assert info.feature_names[-1] == "now, row 83, column 83"
+    assert (POLICY_DIR / "ALE_Pong-v5.keras").stat().st_size < 10 * 2**20
 
 
 @pytest.fixture(scope="module", params=sorted(MUST_REACH))
@@ -105,7 +119,7 @@ def test_completeness_on_the_shipped_policy_over_its_rollout_states(shipped):
 # ---- the registry ----
 
 def test_unknown_shipped_policy():
-    with pytest.raises(PolicyError, match=r"no shipped policy for 'Humanoid-v5'; shipped: Acrobot-v1, CartPole-v1"):
+    with pytest.raises(PolicyError, match=r"no shipped policy for 'Humanoid-v5'; shipped: ALE/Pong-v5, Acrobot-v1, CartPole-v1"):
         load_policy("Humanoid-v5")
 
 

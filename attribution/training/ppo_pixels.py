@@ -37,6 +37,7 @@ class PixelPPOConfig:
     conv: tuple[tuple[int, int, int], ...] = ((16, 8, 4), (32, 4, 2))   # (filters, kernel, stride)
     hidden: int = 256
     checkpoint: str = ""                # a .keras path the latest model is written to every 50 updates
+    initial_model: str = ""             # a .keras file to start from (a checkpoint), instead of random weights
 
 
 def build_pixel_actor_critic(obs_shape: tuple[int, ...], n_actions: int, config: PixelPPOConfig) -> keras.Model:
@@ -70,6 +71,8 @@ def train_ppo_pixels(env_id: str, seed: int, config: PixelPPOConfig):
     env, observation = vector_env(env_id, config.n_envs, seed)
     n_actions = int(env.single_action_space.n)
     model = build_pixel_actor_critic(tuple(observation.shape[1:]), n_actions, config)
+    if config.initial_model:
+        model.set_weights(keras.saving.load_model(config.initial_model, compile=False).get_weights())
     optimizer = keras.optimizers.Adam(config.learning_rate, epsilon=1e-5, clipnorm=None)
     batch = config.n_envs * config.n_steps
     minibatch = batch // config.n_minibatches

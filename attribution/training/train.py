@@ -58,18 +58,21 @@ def main(argv=None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--total-steps", type=int, help="override the config's training length")
     parser.add_argument("--checkpoint", help="pixel PPO: write the model to this .keras file every 50 updates")
+    parser.add_argument("--resume", help="pixel PPO: start from this .keras checkpoint")
+    parser.add_argument("--resumed-steps", type=int, default=0, help="steps the checkpoint was trained for")
+    parser.add_argument("--resumed-minutes", type=float, default=0.0, help="minutes the checkpoint was trained for")
     parser.add_argument("--out", default=str(POLICY_DIR), help="folder for ENV_ID.keras and ENV_ID.json")
     parser.add_argument("--eval-episodes", type=int, help="default: 100, or 20 for an image environment")
     args = parser.parse_args(argv)
     config = CONFIGS[args.env_id]
     if args.total_steps:
         config = dataclasses.replace(config, total_steps=args.total_steps)
-    if args.checkpoint and isinstance(config, PixelPPOConfig):
-        config = dataclasses.replace(config, checkpoint=args.checkpoint)
+    if isinstance(config, PixelPPOConfig):
+        config = dataclasses.replace(config, checkpoint=args.checkpoint or "", initial_model=args.resume or "")
     print(f"training {args.env_id}, seed {args.seed}: {config}", file=sys.stderr)
     start = time.time()
     model, log_std, steps = TRAINERS[type(config)](args.env_id, args.seed, config)
-    minutes = (time.time() - start) / 60
+    steps, minutes = steps + args.resumed_steps, (time.time() - start) / 60 + args.resumed_minutes
     image = bool(ENVIRONMENTS.get(args.env_id) and ENVIRONMENTS[args.env_id].frames)
     episodes = args.eval_episodes or (20 if image else 100)
     returns, states = evaluate(policy_from_model(model, args.env_id), args.env_id, episodes,
