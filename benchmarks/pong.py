@@ -1,13 +1,14 @@
 """Pong, the pixel agent: IG of one state at the app's defaults and of a whole recorded game, against a
 plain eager batched call in the same run, and the memory one open game takes.
 
-    python benchmarks/pong.py [--seed 0]
+    python benchmarks/pong.py [--seed 0] [--steps 16]
 
-The app's defaults: the probability of the chosen action, the empty-playfield baseline, 64
-Gauss-Legendre points with refine on. The engine's call for one state also brings back the map
-(Live paints it); for the game it brings back the five object sums only, in pieces of 256 states,
-as Replay does. The eager reference is what one would write by hand: every path point of a
-state in one batch through ``tf.GradientTape``, no compilation, the same 64 points, no refinement.
+The app's defaults for images: the probability of the chosen action, the empty-playfield baseline,
+16 Gauss-Legendre points with refine on (it adds points wherever the gap stays above 1%). The
+engine's call for one state also brings back the map (Live paints it); for the game it brings
+back the five object sums only, in pieces of 256 states, as Replay does. The eager reference is
+what one would write by hand: every path point of a state in one batch through
+``tf.GradientTape``, no compilation, the same points, no refinement.
 
 Memory is the process's resident set (VmRSS) with the policy loaded and compiled, then with the
 game recorded (observations as bytes, frames as PNG) and explained, as the Replay page holds it.
@@ -46,7 +47,7 @@ def resident_mb() -> float:
         return next(int(line.split()[1]) for line in status if line.startswith("VmRSS")) / 1024
 
 
-def eager_ig(model, states, baseline, targets, steps: int = 64, states_per_batch: int = 8) -> np.ndarray:
+def eager_ig(model, states, baseline, targets, steps: int, states_per_batch: int = 8) -> np.ndarray:
     """IG by hand: each batch of states' path points through one eager tape."""
     alphas, weights = (tf.constant(a, tf.float32) for a in quadrature_rule("gausslegendre", steps))
     found = []
@@ -67,6 +68,7 @@ def eager_ig(model, states, baseline, targets, steps: int = 64, states_per_batch
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--steps", type=int, default=16)
     args = parser.parse_args()
     policy = load_policy(PONG)
     model = explain.action_probabilities(policy.model)
@@ -79,19 +81,19 @@ def main() -> None:
 
     print(f"Pong, device {backend.device_name()}, {platform.processor() or platform.machine()}, {os.cpu_count()} cores")
     engine_ms = median_ms(lambda: integrated_gradients(model, state, baseline=baseline, target=target,
-                                                       groups=parts.groups(state)))
-    eager_ms = median_ms(lambda: eager_ig(model, state, tf.constant(baseline), target))
-    print(f"{'one state, 64 points':<34}{'engine ms':>11}{'eager ms':>10}{'speed-up':>10}")
+                                                       steps=args.steps, groups=parts.groups(state)))
+    eager_ms = median_ms(lambda: eager_ig(model, state, tf.constant(baseline), target, args.steps))
+    print(f"{f'one state, {args.steps} points':<34}{'engine ms':>11}{'eager ms':>10}{'speed-up':>10}")
     print(f"{'  map + object sums':<34}{engine_ms:>11.1f}{eager_ms:>10.1f}{eager_ms / engine_ms:>10.1f}")
 
     started = time.perf_counter()
     game = record_episode(policy, args.seed)
     recorded = time.perf_counter() - started
     targets = game.actions.astype(np.int64)
-    explained = attribute_episode(model, game, targets, [""] * len(game), baseline, 64, "gausslegendre", {})
+    explained = attribute_episode(model, game, targets, [""] * len(game), baseline, args.steps, "gausslegendre", {})
     engine_s = explained.seconds
     started = time.perf_counter()
-    by_hand = eager_ig(model, game.observations.astype(np.float32), tf.constant(baseline), targets)
+    by_hand = eager_ig(model, game.observations.astype(np.float32), tf.constant(baseline), targets, args.steps)
     eager_s = time.perf_counter() - started
     hand_sums = parts.groups(game.observations).sums(by_hand)
     after = resident_mb()
@@ -103,7 +105,7 @@ def main() -> None:
     worst = np.abs(explained.attributions - hand_sums).max() / max(np.abs(hand_sums).max(), 1e-12)
     print(f"largest difference of the object sums from the eager ones: {worst:.1e} of the largest sum; "
           f"largest completeness gap {np.abs(explained.delta).max():.2g}; refine raised "
-          f"{int((explained.steps > 64).sum())} states")
+          f"{int((explained.steps > args.steps).sum())} states")
     print(f"\nresident memory: {before:.0f} MB with the policy compiled, {after:.0f} MB with the game open "
           f"(+{after - before:.0f} MB: observations {game.observations.nbytes / 2**20:.0f} MB as bytes, frames "
           f"{game.frames.nbytes / 2**20:.1f} MB as PNG, object sums {explained.attributions.nbytes / 2**20:.2f} MB)")
