@@ -50,6 +50,12 @@ def test_the_groups_of_a_vector_observation_are_its_features(rng):
     np.testing.assert_allclose(result.group_sums, plain.attributions, rtol=1e-5, atol=1e-6)
 
 
+def test_identity_groups_follow_a_matrix_observation(rng):
+    groups = FeatureGroups.identity([f"f{i}" for i in range(6)], (2, 3))
+    maps = rng.normal(size=(4, 2, 3))
+    np.testing.assert_array_equal(groups.sums(maps), maps.reshape(4, 6))
+
+
 def test_bad_groups_say_what_was_expected():
     with pytest.raises(ValueError, match=r"lie in \[0, 2\)"):
         FeatureGroups(("a", "b"), np.array([0, 2]))

@@ -39,9 +39,11 @@ class FeatureGroups:
         object.__setattr__(self, "labels", labels.astype(np.int32, copy=False))
 
     @classmethod
-    def identity(cls, feature_names) -> FeatureGroups:
-        """One group per feature of a vector observation: group sums are the attributions."""
-        return cls(tuple(feature_names), np.arange(len(feature_names), dtype=np.int32))
+    def identity(cls, feature_names, obs_shape: tuple | None = None) -> FeatureGroups:
+        """One group per feature (in row-major order over ``obs_shape``, by default (F,)): group sums are
+        the attributions."""
+        labels = np.arange(len(feature_names), dtype=np.int32)
+        return cls(tuple(feature_names), labels.reshape(obs_shape or labels.shape))
 
     @classmethod
     def from_masks(cls, names, masks, per_state: bool = False, rest: str = REST) -> FeatureGroups:

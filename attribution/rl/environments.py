@@ -189,7 +189,7 @@ class VectorFeatures:
     kind = "feature"
 
     def groups(self, observations) -> FeatureGroups:
-        return FeatureGroups.identity(self.names)
+        return FeatureGroups.identity(self.names, np.shape(observations)[1:])
 
     def descriptions(self, observation) -> list[str]:
         """One clause per feature, with ``{value}`` where its attribution goes: "the pole leans right ({value})"."""

@@ -38,6 +38,7 @@ class PixelPPOConfig:
     hidden: int = 256
     checkpoint: str = ""                # a .keras path the latest model is written to every 50 updates
     initial_model: str = ""             # a .keras file to start from (a checkpoint), instead of random weights
+    stop_after: int = 0                 # stop after this many steps (the learning rate still anneals over total_steps)
 
 
 def build_pixel_actor_critic(obs_shape: tuple[int, ...], n_actions: int, config: PixelPPOConfig) -> keras.Model:
@@ -77,6 +78,7 @@ def train_ppo_pixels(env_id: str, seed: int, config: PixelPPOConfig):
     batch = config.n_envs * config.n_steps
     minibatch = batch // config.n_minibatches
     updates = config.total_steps // batch
+    last_update = min(updates, config.stop_after // batch) if config.stop_after else updates
 
     @tf.function(jit_compile=True)
     def act(obs, key):
@@ -119,7 +121,7 @@ def train_ppo_pixels(env_id: str, seed: int, config: PixelPPOConfig):
     episode_returns, running = [], np.zeros(config.n_envs)
     done_now = np.zeros(config.n_envs, bool)
     rng, start = np.random.default_rng(seed), time.time()
-    for update_index in range(updates):
+    for update_index in range(last_update):
         lr = config.learning_rate * (1 - update_index / updates)
         for t in range(config.n_steps):
             obs_buf[t] = observation
@@ -152,7 +154,7 @@ def train_ppo_pixels(env_id: str, seed: int, config: PixelPPOConfig):
             for first in range(0, batch, minibatch):
                 index = np.sort(order[first:first + minibatch])
                 losses = update(*(array[index] for array in flat), tf.constant(lr, tf.float32))
-        if update_index % 10 == 0 or update_index == updates - 1:
+        if update_index % 10 == 0 or update_index == last_update - 1:
             steps = (update_index + 1) * batch
             recent = np.mean(episode_returns[-20:]) if episode_returns else float("nan")
             print(f"{steps:,} steps, {len(episode_returns)} episodes, mean return of the last 20 {recent:+.1f}, "
@@ -162,4 +164,4 @@ def train_ppo_pixels(env_id: str, seed: int, config: PixelPPOConfig):
             Path(config.checkpoint).parent.mkdir(parents=True, exist_ok=True)
             model.save(config.checkpoint)
     env.close()
-    return model, None, updates * batch
+    return model, None, last_update * batch

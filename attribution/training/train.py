@@ -60,6 +60,7 @@ def main(argv=None) -> None:
     parser.add_argument("--checkpoint", help="pixel PPO: write the model to this .keras file every 50 updates")
     parser.add_argument("--resume", help="pixel PPO: start from this .keras checkpoint")
     parser.add_argument("--learning-rate", type=float, help="pixel PPO: the first learning rate (it anneals to 0)")
+    parser.add_argument("--stop-after", type=int, default=0, help="pixel PPO: stop after this many steps")
     parser.add_argument("--resumed-steps", type=int, default=0, help="steps the checkpoint was trained for")
     parser.add_argument("--resumed-minutes", type=float, default=0.0, help="minutes the checkpoint was trained for")
     parser.add_argument("--out", default=str(POLICY_DIR), help="folder for ENV_ID.keras and ENV_ID.json")
@@ -70,7 +71,8 @@ def main(argv=None) -> None:
         config = dataclasses.replace(config, total_steps=args.total_steps)
     if isinstance(config, PixelPPOConfig):
         config = dataclasses.replace(config, checkpoint=args.checkpoint or "", initial_model=args.resume or "",
-                                     learning_rate=args.learning_rate or config.learning_rate)
+                                     learning_rate=args.learning_rate or config.learning_rate,
+                                     stop_after=args.stop_after)
     print(f"training {args.env_id}, seed {args.seed}: {config}", file=sys.stderr)
     start = time.time()
     model, log_std, steps = TRAINERS[type(config)](args.env_id, args.seed, config)
