@@ -42,3 +42,12 @@ def test_a_short_training_run_writes_a_loadable_policy_with_its_sidecar(tmp_path
     policy = load_policy_file(tmp_path / "CartPole-v1.keras", "CartPole-v1")
     assert policy.info.heads == ("logits", "value") and policy.info.eval_return_mean == sidecar["eval_return_mean"]
     assert policy.act(np.zeros(4, np.float32)) in (0, 1)
+
+
+def test_a_short_pixel_training_run_writes_a_loadable_pong_policy(tmp_path):
+    train.main(["ALE/Pong-v5", "--total-steps", "4096", "--eval-episodes", "1", "--out", str(tmp_path)])
+    sidecar = json.loads((tmp_path / "ALE_Pong-v5.json").read_text())
+    assert sidecar["training_steps"] == 4096 and sidecar["eval_episodes"] == 1 and sidecar["feature_names"] is None
+    assert sidecar["training_method"].startswith("PPO") and len(sidecar["reference_states"]) <= 8
+    policy = load_policy_file(tmp_path / "ALE_Pong-v5.keras", "ALE/Pong-v5")
+    assert policy.info.heads == ("logits", "value") and policy.info.median_state.shape == (4, 84, 84)

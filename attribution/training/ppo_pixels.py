@@ -19,6 +19,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from attribution.training.ppo import gae
+
 
 @dataclasses.dataclass(frozen=True)
 class PixelPPOConfig:
@@ -139,14 +141,10 @@ def train_ppo_pixels(env_id: str, seed: int, config: PixelPPOConfig):
                 episode_returns.append(running[i])
                 running[i] = 0.0
         values[-1] = value_of(observation).numpy()
-        advantages = np.zeros_like(rewards)
-        last = np.zeros(config.n_envs, np.float32)
-        for t in reversed(range(config.n_steps)):
-            # the step taken at t began an episode when dones[t]: nothing flows back across that boundary
-            next_done = dones[t + 1] if t + 1 < config.n_steps else done_now.astype(np.float32)
-            delta = rewards[t] + config.gamma * values[t + 1] * (1 - next_done) - values[t]
-            last = delta + config.gamma * config.gae_lambda * (1 - next_done) * last
-            advantages[t] = last
+        # step t ended an episode when the step after it was the reset (or, for the last step, now)
+        ended = np.concatenate([dones[1:], done_now[None].astype(np.float32)])
+        advantages = gae({"rewards": rewards, "values": values[:-1], "dones": ended}, values[-1],
+                         config.gamma, config.gae_lambda)
         returns = advantages + values[:-1]
         flat = [array.reshape(batch, *array.shape[2:]) for array in (obs_buf, actions, log_ps, advantages, returns)]
         for _ in range(config.n_epochs):
