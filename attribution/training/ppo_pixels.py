@@ -19,6 +19,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from attribution.rl.pong import ball_columns
 from attribution.training.ppo import gae
 
 
@@ -41,6 +42,7 @@ class PixelPPOConfig:
     checkpoint: str = ""                # a .keras path the latest model is written to every 50 updates
     initial_model: str = ""             # a .keras file to start from (a checkpoint), instead of random weights
     stop_after: int = 0                 # stop after this many steps (the learning rate still anneals over total_steps)
+    hit_bonus: float = 0.0              # Pong: a reward for returning the ball (see returned_balls)
 
 
 def build_pixel_actor_critic(obs_shape: tuple[int, ...], n_actions: int, config: PixelPPOConfig) -> keras.Model:
@@ -66,6 +68,25 @@ def vector_env(env_id: str, n_envs: int, seed: int):
                          img_height=84, img_width=84, noop_max=30, repeat_action_probability=0.25,
                          episodic_life=False, reward_clipping=False, use_fire_reset=False)
     return env, env.reset(seed=seed)[0]
+
+
+HIT_COLUMN = 60  # a ball that turns back from the right of this column (84 wide) was returned by the agent's paddle
+
+
+def returned_balls(observations, moving_before: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Pong: which environments' agent just returned the ball, from the last two stacked frames.
+
+    The points alone are sparse (one every hundred steps or so, and at first always lost), so a
+    small bonus for each return (``hit_bonus``) tells the agent early what a good action is; the
+    shipped policy is evaluated on the score alone. ``moving_before``: the ball's last known
+    horizontal motion (right positive). Returns (returned bool (n_envs,), its last known motion now):
+    a ball hidden in the paddle's columns, or off the screen, keeps the motion it had.
+    """
+    columns = ball_columns(np.asarray(observations)[:, -2:])
+    motion = columns[:, 1] - columns[:, 0]
+    seen = ~np.isnan(motion) & (motion != 0)
+    moving = np.where(seen, motion, moving_before)
+    return (moving_before > 0) & (moving < 0) & (columns[:, 1] > HIT_COLUMN), moving
 
 
 def train_ppo_pixels(env_id: str, seed: int, config: PixelPPOConfig):
@@ -122,6 +143,7 @@ def train_ppo_pixels(env_id: str, seed: int, config: PixelPPOConfig):
     dones = np.empty((config.n_steps, config.n_envs), np.float32)
     episode_returns, running = [], np.zeros(config.n_envs)
     done_now = np.zeros(config.n_envs, bool)
+    moving, returns_made = np.zeros(config.n_envs), 0
     rng, start = np.random.default_rng(seed), time.time()
     for update_index in range(last_update):
         lr = config.learning_rate * (1 - update_index / updates)
@@ -136,6 +158,10 @@ def train_ppo_pixels(env_id: str, seed: int, config: PixelPPOConfig):
             running += reward
             dones[t] = done_now
             rewards[t] = np.sign(reward) * ~done_now
+            if config.hit_bonus:
+                returned, moving = returned_balls(observation, moving)
+                rewards[t] += config.hit_bonus * (returned & ~done_now)
+                returns_made += int(returned.sum())
             done_now = terminated | truncated
             for i in np.flatnonzero(done_now):
                 episode_returns.append(running[i])
@@ -156,7 +182,8 @@ def train_ppo_pixels(env_id: str, seed: int, config: PixelPPOConfig):
             steps = (update_index + 1) * batch
             recent = np.mean(episode_returns[-20:]) if episode_returns else float("nan")
             print(f"{steps:,} steps, {len(episode_returns)} episodes, mean return of the last 20 {recent:+.1f}, "
-                  f"entropy {float(losses[2]):.2f}, {steps / (time.time() - start):.0f} steps/s, "
+                  f"entropy {float(losses[2]):.2f}, {returns_made} balls returned, "
+                  f"{steps / (time.time() - start):.0f} steps/s, "
                   f"{(time.time() - start) / 60:.1f} min", file=sys.stderr, flush=True)
         if config.checkpoint and update_index % 50 == 49:
             Path(config.checkpoint).parent.mkdir(parents=True, exist_ok=True)

@@ -17,6 +17,7 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 from attribution.rl.environments import ENVIRONMENTS  # noqa: E402
@@ -59,8 +60,11 @@ def main(argv=None) -> None:
     parser.add_argument("--total-steps", type=int, help="override the config's training length")
     parser.add_argument("--checkpoint", help="pixel PPO: write the model to this .keras file every 50 updates")
     parser.add_argument("--resume", help="pixel PPO: start from this .keras checkpoint")
+    parser.add_argument("--ship", help="train nothing: evaluate this .keras checkpoint and write it with its sidecar "
+                                       "(its training given by --resumed-steps and --resumed-minutes)")
     parser.add_argument("--learning-rate", type=float, help="pixel PPO: the first learning rate (it anneals to 0)")
     parser.add_argument("--stop-after", type=int, default=0, help="pixel PPO: stop after this many steps")
+    parser.add_argument("--hit-bonus", type=float, default=0.0, help="pixel PPO on Pong: reward for a returned ball")
     parser.add_argument("--resumed-steps", type=int, default=0, help="steps the checkpoint was trained for")
     parser.add_argument("--resumed-minutes", type=float, default=0.0, help="minutes the checkpoint was trained for")
     parser.add_argument("--out", default=str(POLICY_DIR), help="folder for ENV_ID.keras and ENV_ID.json")
@@ -72,11 +76,14 @@ def main(argv=None) -> None:
     if isinstance(config, PixelPPOConfig):
         config = dataclasses.replace(config, checkpoint=args.checkpoint or "", initial_model=args.resume or "",
                                      learning_rate=args.learning_rate or config.learning_rate,
-                                     stop_after=args.stop_after)
+                                     stop_after=args.stop_after, hit_bonus=args.hit_bonus)
     print(f"training {args.env_id}, seed {args.seed}: {config}", file=sys.stderr)
     start = time.time()
-    model, log_std, steps = TRAINERS[type(config)](args.env_id, args.seed, config)
-    steps, minutes = steps + args.resumed_steps, (time.time() - start) / 60 + args.resumed_minutes
+    if args.ship:
+        model, log_std, steps = keras.saving.load_model(args.ship, compile=False), None, 0
+    else:
+        model, log_std, steps = TRAINERS[type(config)](args.env_id, args.seed, config)
+    steps, minutes = steps + args.resumed_steps, (0 if args.ship else (time.time() - start) / 60) + args.resumed_minutes
     image = bool(ENVIRONMENTS.get(args.env_id) and ENVIRONMENTS[args.env_id].frames)
     episodes = args.eval_episodes or (20 if image else 100)
     returns, states = evaluate(policy_from_model(model, args.env_id), args.env_id, episodes,
