@@ -35,6 +35,7 @@ class LiveEpisode:
         self.key = (policy_key, seed)
         self.run = EpisodeStepper(env_id, seed, render=True)
         self.timeline_key, self.timeline = None, np.zeros((0, 0), np.float32)  # (steps, parts), made on first use
+        self.shown = None  # (explanation key, step, one attribution per part) of the state on screen
 
 
 def start_live_episode() -> None:
@@ -157,6 +158,8 @@ def live_view():
                    f"{int(result.steps[0])} path points ({settings.method}).")
     with timeline_col:
         show_timeline(settings)
+    # the greedy action taken from here is ``action``: after the next step the timeline reuses these sums
+    st.session_state.live.shown = (settings.explanation_key, run.t, attributions.astype(np.float32))
 
 
 def show_timeline(settings):
@@ -169,6 +172,9 @@ def show_timeline(settings):
     if live.timeline_key != settings.explanation_key:  # new settings: the whole history again, in one batched call
         live.timeline_key, live.timeline = settings.explanation_key, np.zeros((0, len(names)), np.float32)
     new = slice(len(live.timeline), run.t)
+    if live.shown is not None and live.shown[:2] == (settings.explanation_key, new.start) and new.start < new.stop:
+        live.timeline = np.concatenate([live.timeline, live.shown[2][None]])  # explained when it was on screen
+        new = slice(new.start + 1, new.stop)
     if new.start < new.stop:
         targets = [settings.target_for(a) for a in run.actions[new]]
         found = explain_states(settings, run.observations[new], targets, maps=False).group_sums
