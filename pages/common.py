@@ -20,7 +20,7 @@ from attribution.analysis.baselines import IMAGE_BASELINES, blurred, image_basel
 from attribution.analysis.episode_attribution import EpisodeAttribution
 from attribution.engine.outputs import OUTPUTS, ExplainedOutput, outputs_for
 from attribution.engine.quadrature import MAX_STEPS
-from attribution.presentation.overlay import display_scale, frame_panels, outline, paint
+from attribution.presentation.overlay import display_scale, frame_panels, painted_screen
 from attribution.rl.environments import ENVIRONMENTS, image_shape, observation_parts
 from attribution.rl.episodes import Episode
 from attribution.rl.policies import Policy, PolicyError, load_policy, load_uploaded_policy, shipped_env_ids
@@ -431,13 +431,13 @@ def painted_frame(settings: Settings, frame: np.ndarray, observation, target: in
     magnitude = st.toggle("Magnitude only", key=f"{key}_magnitude",
                           help="colour by how much each pixel mattered, whichever way it pushed")
     scale = display_scale(maps)
-    picture = outline(paint(frame, maps[-1], scale, magnitude), settings.parts.outlines(observation))
+    picture = painted_screen(frame, maps[-1], settings.parts.outlines(observation), scale, magnitude)
     st.markdown(frame_html(picture), unsafe_allow_html=True)
     st.markdown(frame_html(frame_panels(observation, maps, ENVIRONMENTS[settings.env_id].frames, scale)),
                 unsafe_allow_html=True)
-    st.caption("Red pixels pushed the explained output up, blue ones down; the colours saturate at the 99th "
-               "percentile of |attribution| (for display only). The small panels are the four stacked frames, "
-               "oldest first: colour in the older ones means the agent uses motion.")
+    st.caption("Blue pixels pushed the explained output up, red ones down, as in the bars; the colours "
+               "saturate at the 99th percentile of |attribution| (for display only). The small panels are the "
+               "four stacked frames, oldest first: colour in the older ones means the agent uses motion.")
 
 
 def frame_html(frame: np.ndarray) -> str:

@@ -12,7 +12,7 @@ from attribution.analysis.bookmarks import find_bookmarks
 from attribution.analysis.episode_attribution import attribute_episode, softmax
 from attribution.presentation import animation, exports
 from attribution.presentation.narrate import completeness_sentence, step_sentence
-from attribution.presentation.overlay import display_scale, outline, paint
+from attribution.presentation.overlay import display_scale, painted_screen
 from attribution.presentation.plots import attribution_bars, attribution_timeline, comparison_heatmaps
 from attribution.rl.episodes import Episode, EpisodeError
 from attribution.rl.fork import can_edit_state, fork_episode
@@ -327,7 +327,7 @@ def painted_steps(steps: list[int]) -> list[np.ndarray]:
     """The screens of ``steps`` with their attribution maps over them, the maps in one engine call."""
     maps = explain_states(settings, episode.observations[steps], explained.targets[steps]).attributions
     scale = display_scale(maps[:, -1])  # one colour scale for the whole film
-    return [outline(paint(episode.frames[t], maps[k, -1], scale), parts.outlines(episode.observations[t]))
+    return [painted_screen(episode.frames[t], maps[k, -1], parts.outlines(episode.observations[t]), scale)
             for k, t in enumerate(steps)]
 
 

@@ -8,7 +8,7 @@ import pytest
 from attribution import integrated_gradients, make_env
 from attribution.analysis.baselines import blurred, image_baseline
 from attribution.presentation.narrate import step_sentence
-from attribution.presentation.overlay import display_scale, frame_panels, outline, paint
+from attribution.presentation.overlay import display_scale, frame_panels, outline, paint, painted_screen
 from attribution.rl.environments import observation_parts
 from attribution.rl.episodes import load_episode, save_episode
 from attribution.rl.pong import AGENT, BALL, OBJECTS, OPPONENT, PongObjects, centre_column, centre_row, object_masks
@@ -72,11 +72,13 @@ def test_image_baselines_and_the_painted_frame(rng):
     attribution[10, 10], attribution[20, 20] = 1.0, -1.0
     screen = np.full((210, 160, 3), 100, np.uint8)
     painted = paint(screen, attribution, display_scale(attribution))
-    assert painted[int(10.5 * 2.5), int(10.5 * 160 / 84), 0] > 150  # red where it pushed up
-    assert painted[int(20.5 * 2.5), int(20.5 * 160 / 84), 2] > 150  # blue where it pushed down
+    assert painted[int(10.5 * 2.5), int(10.5 * 160 / 84), 2] > 150  # blue where it pushed up, as the bars
+    assert painted[int(20.5 * 2.5), int(20.5 * 160 / 84), 0] > 150  # red where it pushed down
     assert (painted[100:, 100:] == 100).all()                       # untouched where it is zero
     boxed = outline(screen, PongObjects().outlines(STATES["observations"][0]))
     assert (boxed != screen).any()
+    enlarged = painted_screen(screen, attribution, PongObjects().outlines(STATES["observations"][0]), 1.0, zoom=2)
+    assert enlarged.shape == (420, 320, 3)
     panels = frame_panels(STATES["observations"][0], rng.normal(size=(4, 84, 84)), ("a", "b", "c", "d"), 1.0)
     assert panels.shape[0] == 2 * 84 + 14 and panels.shape[1] == 4 * 2 * 84 + 3 * 6
 

@@ -8,10 +8,12 @@ bars, sentences and exports show are never clipped.
 from __future__ import annotations
 
 import numpy as np
-from PIL import Image, ImageDraw
+from PIL import Image, ImageColor, ImageDraw
 
-POSITIVE = np.array([230, 40, 40], np.float32)    # pushed the explained output up
-NEGATIVE = np.array([40, 110, 255], np.float32)   # pushed it down
+from attribution.presentation.plots import PUSHES_DOWN, PUSHES_UP
+
+POSITIVE = np.array(ImageColor.getrgb(PUSHES_UP), np.float32)    # pushed the explained output up: the bars' blue
+NEGATIVE = np.array(ImageColor.getrgb(PUSHES_DOWN), np.float32)  # pushed it down: their red
 MAGNITUDE = np.array([255, 220, 0], np.float32)
 OUTLINE = (255, 255, 255)
 MAX_OPACITY = 0.85
@@ -26,7 +28,7 @@ def display_scale(attributions, percentile: float = 99.0) -> float:
 
 def paint(picture: np.ndarray, attribution: np.ndarray, scale: float, magnitude: bool = False) -> np.ndarray:
     """``picture`` uint8 (H, W, 3) with ``attribution`` (h, w) laid over it, stretched to (H, W):
-    red where it pushed the output up and blue where it pushed down (or yellow for |attribution|),
+    blue where it pushed the output up and red where it pushed down, as the bars (or yellow for |attribution|),
     more opaque the larger it is, transparent at zero."""
     height, width = picture.shape[:2]
     stretched = np.asarray(Image.fromarray(np.asarray(attribution, np.float32), mode="F").resize(
@@ -51,6 +53,14 @@ def outline(picture: np.ndarray, masks: dict[str, np.ndarray], labels: dict[str,
         text = (labels or {}).get(name, name)
         draw.text((max(0, min(box[0], width - 6 * len(text))), max(0, box[1] - 11)), text, fill=OUTLINE)
     return np.asarray(image)
+
+
+def painted_screen(screen: np.ndarray, attribution: np.ndarray, masks: dict[str, np.ndarray], scale: float,
+                   magnitude: bool = False, zoom: int = 2) -> np.ndarray:
+    """The screen (H, W, 3) enlarged ``zoom`` times (each pixel a block, so the picture stays sharp),
+    with ``attribution`` (h, w) painted over it and a labelled box around each of ``masks``."""
+    enlarged = np.repeat(np.repeat(np.asarray(screen, np.uint8), zoom, axis=0), zoom, axis=1)
+    return outline(paint(enlarged, attribution, scale, magnitude), masks)
 
 
 def frame_panels(frames: np.ndarray, attributions: np.ndarray, titles, scale: float, zoom: int = 2) -> np.ndarray:
