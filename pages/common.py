@@ -23,7 +23,14 @@ from attribution.engine.quadrature import MAX_STEPS
 from attribution.presentation.overlay import display_scale, frame_panels, painted_screen
 from attribution.rl.environments import ENVIRONMENTS, image_shape, observation_parts
 from attribution.rl.episodes import Episode
-from attribution.rl.policies import Policy, PolicyError, load_policy, load_uploaded_policy, shipped_env_ids
+from attribution.rl.policies import (
+    POLICY_SUFFIXES,
+    Policy,
+    PolicyError,
+    load_policy,
+    load_uploaded_policy,
+    shipped_env_ids,
+)
 
 DEFAULT_ENV = "CartPole-v1"
 SPEEDS = {"1 step/s": 1.0, "2 steps/s": 0.5, "5 steps/s": 0.2, "10 steps/s": 0.1}  # Play: seconds per tick
@@ -142,16 +149,20 @@ def chosen_policy(choice: str) -> Policy:
 
 
 def _load_upload() -> None:
-    """The uploader's callback: load the file for the chosen id, or keep a message saying why not."""
+    """The uploaders' callback: load the policy file (with the normalisation file, if one is there) for
+    the chosen id, or keep a message saying why not."""
     upload, env_id = st.session_state.get("policy_upload"), st.session_state.get("upload_env_id")
+    statistics = st.session_state.get("normalization_upload")
     st.session_state.upload_error = None
     if upload is None:
         return
     data = upload.getvalue()
-    label = f"{env_id} · {upload.name} · {hashlib.sha256(data).hexdigest()[:8]}"
+    normalization = (statistics.getvalue(), statistics.name) if statistics is not None else None
+    digest = hashlib.sha256(data + (normalization[0] if normalization else b"")).hexdigest()[:8]
+    label = f"{env_id} · {upload.name} · {digest}"
     if label not in uploaded_policies():
         try:
-            uploaded_policies()[label] = load_uploaded_policy(data, upload.name, env_id)
+            uploaded_policies()[label] = load_uploaded_policy(data, upload.name, env_id, normalization=normalization)
         except PolicyError as error:
             st.session_state.upload_error = f"{upload.name} was not loaded: {error}"
             return
@@ -165,9 +176,16 @@ def policy_uploader(current_env_id: str) -> None:
         ids = sorted(gym.registry)
         st.selectbox("For environment", ids, index=ids.index(current_env_id) if current_env_id in ids else 0,
                      key="upload_env_id", help="any installed Gymnasium environment with a Box observation space")
-        st.file_uploader("Upload a policy (.keras)", type=["keras"], key="policy_upload", on_change=_load_upload,
-                         help="a Keras 3 model from observations to logits (or the action mean), or to a dict "
-                              "of heads; loaded in safe mode, so a file carrying code is refused")
+        st.file_uploader("Upload a policy", type=[suffix.lstrip(".") for suffix in POLICY_SUFFIXES],
+                         key="policy_upload", on_change=_load_upload,
+                         help="a Keras 3 model (.keras), a Stable-Baselines3 model (.zip: PPO, A2C, DQN, SAC, TD3), "
+                              "a CleanRL script's .cleanrl_model, or an ONNX graph (.onnx). No code in a file is ever "
+                              "run: a file that would need it is refused")
+        st.file_uploader("Its observation normalisation (optional)", type=["json", "npz"], key="normalization_upload",
+                         on_change=_load_upload,
+                         help="VecNormalize's mean, var, epsilon and clip_obs as JSON or .npz (the README shows "
+                              "the lines that write it); folded into the model so attributions stay in the "
+                              "environment's units. Upload it before the policy, or upload the policy again")
         if st.session_state.get("upload_error"):
             st.error(st.session_state.upload_error)
 
@@ -239,6 +257,8 @@ def sidebar() -> Settings:
             error = "A and B are the same action: choose two different actions to contrast."
         if policy.info.training_method:
             st.caption(f"How this agent was trained: {policy.info.training_method}.")
+        elif policy.info.description:
+            st.caption(f"Loaded from {policy.info.source}: {policy.info.description}.")
         policy_uploader(env_id)
     return Settings(
         env_id, choice, policy, seed, output, action_a, action_b, baseline_kind, baseline, steps, method, error

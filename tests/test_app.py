@@ -154,7 +154,7 @@ def test_an_uploaded_policy_for_another_environment_is_listed_and_explained(live
 
     select = sidebar_select(live, "For environment")
     select.set_value("CartPole-v0").run()
-    upload = next(u for u in live.get("file_uploader") if u.label == "Upload a policy (.keras)")
+    upload = next(u for u in live.get("file_uploader") if u.label == "Upload a policy")
     upload.set_value(
         ("my_policy.keras", (POLICY_DIR / "CartPole-v1.keras").read_bytes(), "application/octet-stream")
     ).run()
@@ -168,9 +168,23 @@ def test_an_uploaded_policy_for_another_environment_is_listed_and_explained(live
     assert not live.exception and "gap" in live.info[0].value
 
 
+def test_a_stable_baselines3_upload_says_what_it_found_and_is_explained(live):
+    from foreign_on_backend import FOREIGN
+
+    sidebar_select(live, "For environment").set_value("CartPole-v1").run()
+    upload = next(u for u in live.get("file_uploader") if u.label == "Upload a policy")
+    upload.set_value(("ppo.zip", (FOREIGN / "sb3_ppo_cartpole.zip").read_bytes(), "application/zip")).run()
+    assert not live.exception and not live.sidebar.error
+    assert sidebar_select(live, "Environment").value.startswith("CartPole-v1 · ppo.zip")
+    assert any("Stable-Baselines3 PPO, MlpPolicy 64-64 tanh" in caption.value for caption in live.sidebar.caption)
+    button(live, "Step").click().run()
+    assert not live.exception and metric(live, "Step") == "1"
+    assert "cart" in " ".join(m.value for m in live.markdown)  # the environment's own feature names
+
+
 def test_a_broken_policy_upload_gets_a_message_and_changes_nothing(live):
     choices = sidebar_select(live, "Environment").options
-    next(u for u in live.get("file_uploader") if u.label == "Upload a policy (.keras)").set_value(
+    next(u for u in live.get("file_uploader") if u.label == "Upload a policy").set_value(
         ("broken.keras", b"not a keras archive", "application/octet-stream")
     ).run()
     assert not live.exception

@@ -1,11 +1,12 @@
 """Reading zip archives from users without letting a small file take the server down.
 
-Every archive the app reads (episode ``.npz`` files, ``.keras`` policies) goes through here. Before
-any member is read, the zip's central directory is checked against the reader's ``ArchiveLimits``:
-how many members, how many bytes they declare in all, and how far each is compressed. While a member
-is read, no more bytes are inflated than it declares, so a header that lies about a member's size is
-caught too (zipfile stops at the declared size and the CRC no longer matches). ``.npy`` members are
-read header first: their shape and dtype are checked before the data is.
+Every archive the app reads (episode ``.npz`` files, ``.keras`` policies, PyTorch state_dicts) goes
+through here. Before any member is read, the zip's central directory is checked against the reader's
+``ArchiveLimits``: how many members, how many bytes they declare in all, and how far each is
+compressed; and no member may be named outside the archive (an absolute name, or one with ``..``).
+While a member is read, no more bytes are inflated than it declares, so a header that lies about a
+member's size is caught too (zipfile stops at the declared size and the CRC no longer matches).
+``.npy`` members are read header first: their shape and dtype are checked before the data is.
 
     with open_archive(path, EPISODE_LIMITS) as archive:
         meta = archive.read_npy("metadata.npy", check_header)   # check_header(shape, dtype) may refuse
@@ -59,6 +60,10 @@ EPISODE_LIMITS = ArchiveLimits("an episode file (a .npz written by this app)", m
 # freshly initialised bias), so ratios are checked above 1 MB only.
 POLICY_LIMITS = ArchiveLimits("a Keras archive (a .keras file written by model.save)", max_members=64,
                               max_total_bytes=512 * MEGABYTE, max_ratio=50)
+# A PyTorch state_dict (torch.save's zip: data.pkl and one member per tensor storage). A policy's is
+# a few MB at most; 512 MB leaves room for a vision network. Zeros compress (ratios checked above 1 MB).
+STATE_DICT_LIMITS = ArchiveLimits("a PyTorch state_dict (a file written by torch.save)", max_members=4096,
+                                  max_total_bytes=512 * MEGABYTE, max_ratio=50)
 
 
 def _size(n: int) -> str:
@@ -89,6 +94,7 @@ class CheckedArchive:
                                f"{limits.max_members}.")
         total = 0
         for info in infos:
+            _check_name(info.orig_filename, self.name)
             if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
                 raise ArchiveError(f"{self.name}: member {info.filename!r} is compressed with method "
                                    f"{info.compress_type}; {limits.what} is stored or deflated (methods 0 and 8).")
@@ -138,6 +144,12 @@ class CheckedArchive:
         array = np.frombuffer(data, dtype=dtype)
         return (array.reshape(shape[::-1]).T if fortran else array.reshape(shape)).copy()
 
+    def read(self, member: str) -> bytes:
+        """A member's bytes, inflated a chunk at a time: exactly the bytes it declares, with its CRC."""
+        info = self.info(member)
+        with self._open(member) as stream:
+            return _read_exactly(stream, info.file_size, self.name, member)
+
     def verify(self) -> None:
         """Inflate every member a chunk at a time, keeping nothing: each must give exactly the bytes it
         declares, with its CRC. For archives handed to a reader of its own (Keras)."""
@@ -159,6 +171,15 @@ class CheckedArchive:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _check_name(member: str, name: str) -> None:
+    """Refuse a member name that is absolute or climbs out of the archive (``..``), with ``/`` or ``\\``
+    as the separator, or that holds a NUL (zipfile cuts the name there). No archive the app reads needs one."""
+    parts = member.replace("\\", "/").split("/")
+    if "\0" in member or member.startswith(("/", "\\")) or ":" in parts[0] or ".." in parts:
+        raise ArchiveError(f"{name}: member name {member!r} is absolute, climbs out with '..' or holds a NUL; "
+                           "an archive's members are named inside it (like 'data/0' or 'weights.npy').")
 
 
 def _read_exactly(stream, n_bytes: int, name: str, member: str, keep: bool = True) -> bytes:

@@ -1,4 +1,5 @@
-"""The policies the app explains: the shipped ones (``assets/policies``) and users' ``.keras`` files.
+"""The policies the app explains: the shipped ones (``assets/policies``) and users' files
+(Keras, Stable-Baselines3, CleanRL, ONNX: ``attribution.rl.formats``).
 
     policy = load_policy("CartPole-v1")
     policy.act(observation)        # the greedy action, as the environment accepts it
@@ -6,8 +7,7 @@
 
 A policy model maps raw observations (batch, *obs_shape) to a dict of heads ("logits" or "mean",
 and "value"; see ``attribution.explain``) or to one array, read as the logits (discrete actions)
-or the mean (continuous actions). Files are always loaded with Keras safe mode on: a file that
-carries code (a Lambda layer) is refused, never run.
+or the mean (continuous actions). No file's code is ever run (see ``attribution.rl.formats``).
 """
 
 from __future__ import annotations
@@ -15,9 +15,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import re
 import tempfile
-import zipfile
 from pathlib import Path
 
 import gymnasium as gym
@@ -25,17 +23,17 @@ import keras
 import numpy as np
 
 from attribution.engine import backend
-from attribution.rl.archives import POLICY_LIMITS, ArchiveError, open_archive
 from attribution.rl.environments import action_names, feature_names, image_shape, make_env
+from attribution.rl.errors import PolicyError
 from attribution.rl.files import write_atomically
+from attribution.rl.formats import READERS, normalization_beside, read_model
+from attribution.rl.formats.normalization import read_normalization
 from attribution.rl.rollout import greedy_rollouts
 
 POLICY_DIR = Path(__file__).resolve().parents[2] / "assets" / "policies"
 SIDECAR_VERSION = 1
-
-
-class PolicyError(ValueError):
-    """A policy file or environment that cannot be used; the message says what was expected and received."""
+POLICY_SUFFIXES = tuple(READERS)  # the files a user may bring
+MAX_UPLOAD_BYTES = 50 * 2**20     # as .streamlit/config.toml's maxUploadSize, for callers other than the page
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,7 +42,7 @@ class PolicyInfo:
     feature_names: tuple[str, ...]
     action_names: tuple[str, ...]
     continuous: bool
-    heads: tuple[str, ...]            # "logits" or "mean", then "value" where the model has a critic
+    heads: tuple[str, ...]            # "logits", "q_values" or "mean", then "value" where the model has a critic
     source: str                       # "shipped" or the file's name
     training_steps: int | None = None
     seed: int | None = None
@@ -55,6 +53,7 @@ class PolicyInfo:
     reference_states: np.ndarray | None = None           # (K, *obs_shape) from the policy's own rollouts
     median_state: np.ndarray | None = None               # (*obs_shape,): the median of all it saw there
     training_method: str | None = None                   # how it was trained, in words
+    description: str | None = None                       # the file, in words: "Stable-Baselines3 PPO, ..."
 
     @property
     def actor_head(self) -> str:
@@ -115,15 +114,24 @@ def load_policy(env_id: str) -> Policy:
     return load_policy_file(path, env_id, source="shipped")
 
 
-def load_policy_file(path, env_id: str, feature_names_override=None, source: str | None = None) -> Policy:
-    """A ``.keras`` file as a Policy for ``env_id`` (any installed Gymnasium id with a Box observation space).
+def load_policy_file(path, env_id: str, feature_names_override=None, source: str | None = None,
+                     normalization=None) -> Policy:
+    """A policy file (``.keras``, an SB3 ``.zip``, a ``.cleanrl_model``, ``.onnx``) as a Policy for ``env_id``
+    (any installed Gymnasium id with a Box observation space).
 
     A JSON sidecar beside the file (same name, ``.json``) supplies names and metadata; without one,
     names are the environment's documented ones where known, else ``obs[0]``, ``obs[1]``, ...
+    ``normalization``: a VecNormalize statistics file (JSON or ``.npz``) folded into the model; by
+    default ``NAME.normalization.json`` (or ``.npz``) beside the file, if there is one.
     """
     path = Path(path)
     observation_space, action_space = environment_spaces(env_id)
-    model = _load_model(path)
+    model, description = read_model(path, observation_space, action_space)
+    normalization = Path(normalization) if normalization else normalization_beside(path)
+    if normalization is not None:
+        statistics = read_normalization(normalization.read_bytes(), normalization.name, observation_space.shape)
+        model = statistics.fold(model)
+        description += f", with {normalization.name}'s observation normalisation folded in"
     continuous = isinstance(action_space, gym.spaces.Box)
     heads = _check_fits(model, env_id, observation_space, action_space, path.name)
     n_features = int(np.prod(observation_space.shape))
@@ -155,21 +163,36 @@ def load_policy_file(path, env_id: str, feature_names_override=None, source: str
         else np.asarray(reference, np.float32).reshape(-1, *observation_space.shape),
         median_state=None if median is None else np.asarray(median, np.float32).reshape(observation_space.shape),
         training_method=sidecar.get("training_method"),
+        description=description,
     )
     return Policy(model, info, action_space)
 
 
-def load_uploaded_policy(data: bytes, filename: str, env_id: str, n_reference: int = 256) -> Policy:
-    """A policy from a ``.keras`` file's bytes (checked and loaded like any file: safe mode, shapes).
+def load_uploaded_policy(data: bytes, filename: str, env_id: str, n_reference: int = 256,
+                         normalization: tuple[bytes, str] | None = None) -> Policy:
+    """A policy from an uploaded file's bytes, read by its suffix like any file (``load_policy_file``).
 
-    A file brings no sidecar, so the reference states (for the "mean of reference states"
-    baseline) come from the policy's own greedy rollouts: at most 2,000 steps, seeds 0, 1, ...
-    For images, every 25th state is kept and their median is the empty-playfield baseline.
+    ``normalization``: (bytes, file name) of a normalisation file uploaded beside it. A file brings
+    no sidecar, so the reference states (for the "mean of reference states" baseline) come from
+    the policy's own greedy rollouts: at most 2,000 steps, seeds 0, 1, ... For images, every 25th
+    state is kept and their median is the empty-playfield baseline.
     """
+    name = Path(filename).name or "uploaded"
+    if len(data) > MAX_UPLOAD_BYTES:
+        raise PolicyError(f"{name} is {len(data) / 2**20:,.1f} MB; an uploaded policy may be at most "
+                          f"{MAX_UPLOAD_BYTES // 2**20} MB.")
+    suffix = Path(name).suffix.lower()
+    if suffix not in READERS:
+        raise PolicyError(f"{name}: expected a policy file ending in {', '.join(READERS)}; "
+                          f"received {suffix or 'no suffix'}.")
     with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "uploaded.keras"
+        path = Path(folder) / f"uploaded{suffix}"
         path.write_bytes(data)
-        policy = load_policy_file(path, env_id, source=Path(filename).name or "uploaded.keras")
+        statistics = None
+        if normalization is not None:
+            statistics = Path(folder) / ("statistics.normalization" + Path(normalization[1]).suffix.lower())
+            statistics.write_bytes(normalization[0])
+        policy = load_policy_file(path, env_id, source=name, normalization=statistics)
     image = image_shape(env_id) is not None
     _, states = greedy_rollouts(policy, policy.info.env_id, max_steps=2_000 // (25 if image else 1),
                                 keep_every=25 if image else 1)
@@ -238,41 +261,6 @@ def save_policy(model: keras.Model, env_id: str, out_dir, **metadata) -> Path:
     return target
 
 
-def _load_model(path: Path) -> keras.Model:
-    if not path.is_file():
-        raise PolicyError(f"no policy file at {path}.")
-    if not zipfile.is_zipfile(path):
-        raise PolicyError(f"{path.name} is not a Keras archive (expected a .keras file, a zip written by model.save).")
-    try:  # Keras inflates whatever the archive holds: its sizes first, then that every member keeps to its own
-        with open_archive(path, POLICY_LIMITS) as archive:
-            archive.verify()
-    except ArchiveError as error:
-        raise PolicyError(str(error)) from None
-    try:
-        model = keras.saving.load_model(path, compile=False, safe_mode=True)
-    except Exception as error:
-        text = str(error)
-        if "safe_mode" in text or "Lambda" in text:
-            raise PolicyError(
-                f"{path.name} carries code (a Lambda layer or similar). Loading it would run that code, "
-                "so it is refused; save the model with built-in layers only."
-            ) from None
-        custom = re.search(r"Could not locate (?:class|function) '([^']+)'", text)
-        if custom:
-            raise PolicyError(
-                f"{path.name} holds a model of a class of its own ({custom.group(1)!r}): the file does not carry its "
-                "code, and code from elsewhere is never run here. Save it as a functional or Sequential model of "
-                "built-in layers: outputs = your_model(inputs := keras.Input(obs_shape)); "
-                "keras.Model(inputs, outputs).save('policy.keras')."
-            ) from None
-        raise PolicyError(
-            f"{path.name} could not be read as a Keras model: {type(error).__name__}: {text[:300]}"
-        ) from None
-    if not isinstance(model, keras.Model):
-        raise PolicyError(f"{path.name} holds a {type(model).__name__}, not a keras.Model.")
-    return model
-
-
 def _check_fits(model: keras.Model, env_id: str, observation_space, action_space, name: str) -> tuple[str, ...]:
     """Check the model's input and output against the spaces; return its heads, actor first."""
     continuous = isinstance(action_space, gym.spaces.Box)
@@ -293,6 +281,8 @@ def _check_fits(model: keras.Model, env_id: str, observation_space, action_space
         raise PolicyError(f"{name} could not be called on observations of shape (batch, "
                           f"{', '.join(map(str, obs_shape))}): {type(error).__name__}: {error}") from None
     if isinstance(outputs, dict):
+        if not continuous and actor not in outputs and "q_values" in outputs:
+            actor = "q_values"  # a Q-network acts on its Q-values
         if actor not in outputs:
             raise PolicyError(f"{name} has heads {sorted(outputs)}; a policy for {env_id} needs a {actor!r} head.")
         widths = {head: tuple(tensor.shape[1:]) for head, tensor in outputs.items()}

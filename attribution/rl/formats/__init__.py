@@ -1,0 +1,89 @@
+"""Policy files, read into Keras models of raw observations: one module per format, chosen by suffix.
+
+    model, description = read_model(path, observation_space, action_space)
+
+| suffix | what it is | read by |
+| --- | --- | --- |
+| ``.keras`` | a Keras model (``model.save``) | ``keras_file`` (Keras safe mode) |
+| ``.zip`` | a Stable-Baselines3 model (``model.save``) | ``sb3`` (its JSON and ``torch_state``) |
+| ``.cleanrl_model`` | a CleanRL script's state_dict | ``cleanrl`` (``torch_state``, layouts by key set) |
+| ``.onnx`` | an ONNX graph (RLlib, any exporter) | ``onnx_model``, checked against onnxruntime |
+
+No reader runs code from the file: PyTorch pickles go through an allowlist of what a state_dict
+needs, JSON and ONNX are data, and Keras files load in safe mode. Adding a format is a module here
+and a line in ``READERS``. A normalisation file beside a policy (``normalization``) is folded in.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import gymnasium as gym
+import keras
+import numpy as np
+
+from attribution.rl.errors import PolicyError
+
+ONNX_CHECK_STATES = 256   # observations an ONNX translation is compared with onnxruntime on
+ONNX_TOLERANCE = 1e-4     # the largest difference of any output allowed there
+
+
+def _keras(path: Path, observation_space, action_space):
+    from attribution.rl.formats.keras_file import load_keras
+
+    return load_keras(path)
+
+
+def _sb3(path: Path, observation_space, action_space):
+    from attribution.rl.formats.sb3 import load_sb3
+
+    return load_sb3(path, path.name, observation_space, action_space)
+
+
+def _cleanrl(path: Path, observation_space, action_space):
+    from attribution.rl.formats.cleanrl import load_cleanrl
+    from attribution.rl.formats.torch_state import read_state_dicts
+
+    return load_cleanrl(read_state_dicts(path, path.name), path.name, observation_space, action_space)
+
+
+def _onnx(path: Path, observation_space, action_space):
+    from attribution.rl.formats.onnx_model import check_against_onnxruntime, load_onnx
+
+    model, description = load_onnx(path, path.name, tuple(observation_space.shape))
+    actor = "mean" if isinstance(action_space, gym.spaces.Box) else "logits"
+    outputs = model.output  # {the graph's output name: tensor}
+    if len(outputs) == 1:  # one output is the actor
+        model = keras.Model(model.inputs, {actor: next(iter(outputs.values()))}, name=model.name)
+    elif not set(outputs) <= {actor, "value", "q_values"}:
+        raise PolicyError(f"{path.name} has outputs {sorted(outputs)}; with more than one, name them after the heads "
+                          f"this app reads: {actor!r} and 'value' (or 'q_values' alone).")
+    observation_space.seed(0)
+    samples = np.stack([observation_space.sample() for _ in range(ONNX_CHECK_STATES)]).astype(np.float32)
+    check_against_onnxruntime(path, model, samples, ONNX_TOLERANCE)
+    return model, description
+
+
+READERS = {".keras": _keras, ".zip": _sb3, ".cleanrl_model": _cleanrl, ".onnx": _onnx}
+NORMALIZATION_SUFFIXES = (".normalization.json", ".normalization.npz")
+
+
+def read_model(path: Path, observation_space: gym.spaces.Box, action_space: gym.Space) -> tuple[keras.Model, str]:
+    """The policy file at ``path`` as (a Keras model of raw observations -> its heads, a one-line description)."""
+    path = Path(path)
+    if not path.is_file():
+        raise PolicyError(f"no policy file at {path}.")
+    reader = READERS.get(path.suffix.lower())
+    if reader is None:
+        raise PolicyError(f"{path.name}: expected a policy file ending in {', '.join(READERS)}; "
+                          f"received {path.suffix or 'no suffix'}.")
+    return reader(path, observation_space, action_space)
+
+
+def normalization_beside(path: Path) -> Path | None:
+    """``policy.normalization.json`` (or ``.npz``) beside ``policy.zip``, if there is one."""
+    for suffix in NORMALIZATION_SUFFIXES:
+        candidate = path.with_name(path.stem + suffix)
+        if candidate.is_file():
+            return candidate
+    return None
