@@ -3,21 +3,28 @@
 The fixtures in tests/data/foreign were made with the real libraries by make_fixtures.py there; CI
 has no torch, so these tests only read them."""
 
+import io
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
+import zipfile
+from pathlib import Path
 
 import gymnasium as gym
 import keras
 import numpy as np
 import pytest
 from foreign_on_backend import FIXTURES, FOREIGN, converted_outputs
+from hostile_archives import bomb, copy_members
+from torch_files import op_global, op_str, state_dict, torch_file
 
 from attribution.rl.formats.cleanrl import load_cleanrl
 from attribution.rl.formats.normalization import read_normalization
-from attribution.rl.policies import MAX_UPLOAD_BYTES, PolicyError, load_uploaded_policy
+from attribution.rl.formats.torch_state import read_state_dict
+from attribution.rl.policies import MAX_UPLOAD_BYTES, PolicyError, load_policy_file, load_uploaded_policy
 
 TOLERANCE = 1e-5
 DECISIVE = 1e-4  # actions must match wherever the top two outputs differ by more than this
@@ -124,3 +131,89 @@ def test_an_upload_of_another_kind_or_over_the_size_limit_is_refused():
         load_uploaded_policy(b"{}", "policy.txt", "CartPole-v1")
     with pytest.raises(PolicyError, match="at most 50 MB"):
         load_uploaded_policy(bytes(MAX_UPLOAD_BYTES + 1), "big.zip", "CartPole-v1")
+
+
+def replaced(zip_bytes: bytes, members: dict[str, bytes]) -> bytes:
+    """An SB3 zip with ``members`` written in place of (or beside) its own."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as target:
+        copy_members(zip_bytes, target, skip=tuple(members))
+        for member, data in members.items():
+            target.writestr(member, data)
+    return buffer.getvalue()
+
+
+MARKER = "/tmp/rl-attribution-hostile-marker"
+RUNS_A_COMMAND = torch_file(state_dict({"weight": op_global("os.system") + b"(" + op_str(f"touch {MARKER}") + b"tR"}),
+                            {})
+
+
+@pytest.mark.parametrize("kind", ["SB3 zip", "cleanrl_model"])
+def test_a_pickle_that_would_run_a_command_is_refused_and_nothing_runs(tmp_path, kind):
+    if os.path.exists(MARKER):
+        os.remove(MARKER)
+    if kind == "SB3 zip":
+        path = tmp_path / "evil.zip"
+        path.write_bytes(replaced((FOREIGN / "sb3_ppo_cartpole.zip").read_bytes(), {"policy.pth": RUNS_A_COMMAND}))
+    else:
+        path = tmp_path / "evil.cleanrl_model"
+        path.write_bytes(RUNS_A_COMMAND)
+    with pytest.raises(PolicyError, match="asks for os.system; a state_dict holds only tensors"):
+        load_policy_file(path, "CartPole-v1")
+    assert not os.path.exists(MARKER)
+
+
+def test_an_sb3_zip_that_climbs_out_of_its_folder_or_inflates_without_end_is_refused(tmp_path):
+    good = (FOREIGN / "sb3_ppo_cartpole.zip").read_bytes()
+    (tmp_path / "climbs.zip").write_bytes(replaced(good, {"../../etc/evil": b"x"}))
+    with pytest.raises(PolicyError, match=r"'\.\./\.\./etc/evil'"):
+        load_policy_file(tmp_path / "climbs.zip", "CartPole-v1")
+    bomb(good, tmp_path / "bomb.zip", "data", 2**31)  # 2 GiB of JSON from about 2 MB
+    with pytest.raises(PolicyError, match="may declare at most 512.0 MB"):
+        load_policy_file(tmp_path / "bomb.zip", "CartPole-v1")
+
+
+@pytest.mark.parametrize("fixture", ["sb3_ppo_cartpole.zip", "cleanrl_ppo_cartpole.cleanrl_model",
+                                     "onnx_mlp_cartpole.onnx"])
+def test_a_truncated_or_junk_file_of_each_format_is_refused(tmp_path, fixture):
+    data = (FOREIGN / fixture).read_bytes()
+    for label, content in (("truncated", data[: len(data) // 2]), ("junk", os.urandom(4096))):
+        path = tmp_path / f"{label}{Path(fixture).suffix}"
+        path.write_bytes(content)
+        with pytest.raises(PolicyError):
+            load_policy_file(path, "CartPole-v1")
+
+
+def test_onnx_with_external_data_is_refused_and_the_data_file_is_never_read(tmp_path):
+    with pytest.raises(PolicyError, match="external"):
+        load_policy_file(FOREIGN / "onnx_external_data.onnx", "CartPole-v1")
+
+
+def test_a_file_of_the_wrong_environment_or_of_several_state_dicts_says_what_it_expected():
+    with pytest.raises(PolicyError, match=r"trained on observations of shape \(4,\); the environment's are \(3,\)"):
+        load_policy_file(FOREIGN / "sb3_ppo_cartpole.zip", "Pendulum-v1")
+    with pytest.raises(PolicyError, match="holds 3 state_dicts; expected one"):
+        read_state_dict(FOREIGN / "cleanrl_td3_pendulum.cleanrl_model", "td3.cleanrl_model")
+
+
+def test_a_normalisation_file_beside_the_policy_or_given_is_folded_in_and_described(tmp_path):
+    beside = load_policy_file(FOREIGN / "sb3_ppo_cartpole_vecnorm.zip", "CartPole-v1")
+    assert "sb3_ppo_cartpole_vecnorm.normalization.json's observation normalisation" in beside.info.description
+    shutil.copy(FOREIGN / "sb3_ppo_cartpole_vecnorm.zip", tmp_path / "alone.zip")
+    alone = load_policy_file(tmp_path / "alone.zip", "CartPole-v1")
+    given = load_policy_file(tmp_path / "alone.zip", "CartPole-v1",
+                             normalization=FOREIGN / "sb3_ppo_cartpole_vecnorm.normalization.npz")
+    observations = np.load(FOREIGN / "sb3_ppo_cartpole_vecnorm.npz")["observations"]
+    np.testing.assert_allclose(given.heads(observations)["logits"], beside.heads(observations)["logits"], atol=1e-6)
+    assert not np.allclose(alone.heads(observations)["logits"], beside.heads(observations)["logits"], atol=1e-3)
+
+
+def test_each_format_says_what_it_found():
+    descriptions = {name: load_policy_file(FOREIGN / FIXTURES[name][0], FIXTURES[name][1]).info.description
+                    for name in ("sb3_ppo_cartpole", "sb3_a2c_cartpole_relu", "sb3_dqn_cnn_pong",
+                                 "cleanrl_td3_pendulum", "onnx_mlp_cartpole")}
+    assert descriptions["sb3_ppo_cartpole"].startswith("Stable-Baselines3 PPO, MlpPolicy 64-64 tanh")
+    assert descriptions["sb3_a2c_cartpole_relu"].startswith("Stable-Baselines3 A2C, MlpPolicy 32-32 relu")
+    assert descriptions["sb3_dqn_cnn_pong"].startswith("Stable-Baselines3 DQN, CnnPolicy")
+    assert descriptions["cleanrl_td3_pendulum"] == "CleanRL td3_continuous_action network"
+    assert descriptions["onnx_mlp_cartpole"].startswith("ONNX, opset 17")
