@@ -20,7 +20,8 @@ from attribution.analysis.baselines import IMAGE_BASELINES, blurred, image_basel
 from attribution.analysis.episode_attribution import EpisodeAttribution
 from attribution.engine.outputs import OUTPUTS, ExplainedOutput, outputs_for
 from attribution.engine.quadrature import MAX_STEPS
-from attribution.presentation.overlay import display_scale, frame_panels, painted_screen
+from attribution.presentation.overlay import display_scale, frame_panels, painted_screen, tinted_boxes
+from attribution.presentation.plots import attribution_bars
 from attribution.rl.environments import ENVIRONMENTS, image_shape, observation_parts
 from attribution.rl.episodes import Episode
 from attribution.rl.policies import (
@@ -291,16 +292,17 @@ def baseline_state(kind: str, policy) -> tuple[np.ndarray | None, str | None]:
     reference = policy.info.reference_states
     n = len(policy.info.feature_names)
     if kind == "zeros":
-        return np.zeros(n, np.float32), None
+        return np.zeros(policy.observation_shape, np.float32), None
     if kind == "mean of reference states":
         return reference.mean(axis=0), None
     if kind == "a reference state":
         index = st.slider("Reference state", 0, len(reference) - 1, key=f"reference_{policy.info.env_id}")
         return reference[index], None
     key = f"custom_{policy.info.env_id}"
-    st.session_state.setdefault(key, ", ".join(f"{v:.3g}" for v in reference.mean(axis=0)))
+    st.session_state.setdefault(key, ", ".join(f"{v:.3g}" for v in reference.mean(axis=0).reshape(-1)))
     text = st.text_input("Custom state", key=key, help=f"{n} numbers: " + ", ".join(policy.info.feature_names))
-    return parse_state(text, policy.info.feature_names)
+    values, error = parse_state(text, policy.info.feature_names)
+    return (None, error) if values is None else (values.reshape(policy.observation_shape), None)
 
 
 def parse_state(text: str, feature_names) -> tuple[np.ndarray | None, str | None]:
@@ -418,11 +420,11 @@ def stop_playing(page: str) -> None:
 def state_sliders(policy: Policy, observation, key: str, columns: int = 1, reload: bool = False) -> np.ndarray:
     """One slider per feature, over the reference states' range widened by half of it each way (and
     always holding ``observation``), starting at ``observation`` the first time (or on ``reload``).
-    Returns the edited state, float32 (F,)."""
-    reference = policy.info.reference_states
+    Returns the edited state, float32 (*obs_shape,)."""
+    reference = policy.info.reference_states.reshape(len(policy.info.reference_states), -1)
     low, high = reference.min(axis=0), reference.max(axis=0)
     span = np.maximum(high - low, 1e-3)
-    observation = np.asarray(observation, np.float32)
+    observation = np.asarray(observation, np.float32).reshape(-1)
     cells = st.columns(columns) if columns > 1 else [st.container()]
     values = []
     for i, name in enumerate(policy.info.feature_names):
@@ -438,7 +440,7 @@ def state_sliders(policy: Policy, observation, key: str, columns: int = 1, reloa
                 format="%.3f",
             )
         )
-    return np.array(values, dtype=np.float32)
+    return np.array(values, dtype=np.float32).reshape(policy.observation_shape)
 
 
 def painted_frame(settings: Settings, frame: np.ndarray, observation, target: int, key: str, result=None) -> None:
@@ -458,6 +460,33 @@ def painted_frame(settings: Settings, frame: np.ndarray, observation, target: in
     st.caption("Blue pixels pushed the explained output up, red ones down, as in the bars; the colours "
                "saturate at the 99th percentile of |attribution| (for display only). The small panels are the "
                "four stacked frames, oldest first: colour in the older ones means the agent uses motion.")
+
+
+def frame_with_parts(settings: Settings, frame: np.ndarray, observation, attributions) -> np.ndarray:
+    """The picture, with each part that has a place on it (a vehicle) tinted by its attribution and
+    numbered by rank; the picture as it is for parts that have none (features)."""
+    if not hasattr(settings.parts, "boxes"):
+        return frame
+    values = dict(zip(settings.parts.names, np.asarray(attributions, float), strict=True))
+    boxes = settings.parts.boxes(observation)
+    scale = max((abs(values[name]) for name in boxes), default=0.0)
+    return tinted_boxes(frame, boxes, values, scale)
+
+
+def shown_bars(settings: Settings, observation, values, title: str):
+    """The bar chart of the parts present in ``observation`` (an empty vehicle slot gets no bar)."""
+    present = settings.parts.present(observation)
+    names = [name for name, shown in zip(settings.parts.names, present, strict=True) if shown]
+    return attribution_bars(names, np.asarray(values)[present], title=title)
+
+
+def feature_bars(settings: Settings, observation, target: int):
+    """One bar per feature of the parts present in ``observation`` (a vehicle's x, y, vx, vy), not per part."""
+    result = explain_states(settings, [observation], [target])
+    attributions = result.attributions[0].reshape(len(settings.parts.names), -1)  # (parts, features of each)
+    present = settings.parts.present(observation)
+    names = np.asarray(settings.policy.info.feature_names).reshape(attributions.shape)[present].ravel()
+    return attribution_bars(list(names), attributions[present].ravel(), title="per feature")
 
 
 def frame_html(frame: np.ndarray) -> str:

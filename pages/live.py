@@ -9,17 +9,20 @@ import streamlit as st
 
 from attribution.engine import backend
 from attribution.presentation.narrate import completeness_sentence, step_sentence
-from attribution.presentation.plots import attribution_bars, attribution_timeline
+from attribution.presentation.plots import attribution_timeline
 from attribution.rl.rollout import EpisodeStepper, record_episode
 from pages.common import (
     SPEEDS,
     explain_states,
+    feature_bars,
     frame_html,
+    frame_with_parts,
     is_playing,
     painted_frame,
     play_button,
     publish_live_state,
     set_playing,
+    shown_bars,
     sidebar,
     state_sliders,
     stop_playing,
@@ -55,8 +58,9 @@ if "live" not in st.session_state or st.session_state.live.key != (settings.poli
     start_live_episode()
 
 st.title("Why did the agent do that?")
+crashed = f", {policy.info.eval_crash_rate:.0%} of them crashed" if policy.info.eval_crash_rate is not None else ""
 st.caption(f"{settings.env_id} · policy: {policy.info.source} "
-           f"(mean return {policy.info.eval_return_mean:.0f} over {policy.info.eval_episodes} test episodes)"
+           f"(mean return {policy.info.eval_return_mean:.0f} over {policy.info.eval_episodes} test episodes{crashed})"
            if policy.info.eval_return_mean is not None else f"{settings.env_id} · policy: {policy.info.source}")
 if settings.error:
     st.error(settings.error)
@@ -118,7 +122,8 @@ def live_view():
         if settings.image:
             painted_frame(settings, run.frame(), run.observation, target, "live", result)
         else:
-            st.markdown(frame_html(run.frame()), unsafe_allow_html=True)
+            st.markdown(frame_html(frame_with_parts(settings, run.frame(), run.observation, attributions)),
+                        unsafe_allow_html=True)
     with info_col:
         metrics = st.columns(2)
         metrics[0].metric("Step", run.t)
@@ -147,11 +152,16 @@ def live_view():
     with bars_col:
         if every_action:
             for a in range(len(policy.info.action_names)):
-                st.plotly_chart(attribution_bars(names, result.group_sums[0, a],
-                                                 title=settings.output_name(a)),
+                st.plotly_chart(shown_bars(settings, run.observation, result.group_sums[0, a],
+                                           title=settings.output_name(a)),
                                 key=f"bars_{a}", config={"displayModeBar": False})
         else:
-            st.plotly_chart(attribution_bars(names, attributions, title=f"why {output_name}"), key="bars",
+            st.plotly_chart(shown_bars(settings, run.observation, attributions, title=f"why {output_name}"),
+                            key="bars", config={"displayModeBar": False})
+        if parts.kind == "object" and not settings.image and st.toggle(
+                "Bars per feature", key="live_feature_bars",
+                help="each vehicle's bar split into its features (x, y, vx, vy), in the environment's units"):
+            st.plotly_chart(feature_bars(settings, run.observation, target), key="feature_bars",
                             config={"displayModeBar": False})
         st.info(completeness_sentence(output_name, at_state, at_baseline, float(np.sum(attributions))))
         st.caption(f"Attribution on {backend.device_name()}: {elapsed_ms:.1f} ms, "
@@ -190,8 +200,8 @@ def show_timeline(settings):
         st.caption("Click an action dot or a reward bar to see that step's bars.")
     else:
         chosen = int(points[0]["x"])
-        st.plotly_chart(attribution_bars(names, live.timeline[chosen], title=f"step {chosen}"), key="chosen_bars",
-                        config={"displayModeBar": False})
+        st.plotly_chart(shown_bars(settings, run.observations[chosen], live.timeline[chosen], title=f"step {chosen}"),
+                        key="chosen_bars", config={"displayModeBar": False})
 
 
 live_view()
@@ -213,7 +223,7 @@ def what_if():
         else policy.info.action_names[action]
     )
     st.markdown(f"In this state the agent would choose **{label}**.")
-    st.plotly_chart(attribution_bars(names, result.group_sums[0], title="what-if"), key="what_if_bars",
+    st.plotly_chart(shown_bars(settings, edited, result.group_sums[0], title="what-if"), key="what_if_bars",
                     config={"displayModeBar": False})
 
 

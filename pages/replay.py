@@ -8,12 +8,12 @@ import gymnasium as gym
 import numpy as np
 import streamlit as st
 
-from attribution.analysis.bookmarks import find_bookmarks
+from attribution.analysis.bookmarks import Bookmark, find_bookmarks
 from attribution.analysis.episode_attribution import attribute_episode, softmax
 from attribution.presentation import animation, exports
 from attribution.presentation.narrate import completeness_sentence, step_sentence
 from attribution.presentation.overlay import display_scale, painted_screen
-from attribution.presentation.plots import attribution_bars, attribution_timeline, comparison_heatmaps
+from attribution.presentation.plots import attribution_timeline, comparison_heatmaps
 from attribution.rl.episodes import Episode, EpisodeError
 from attribution.rl.fork import can_edit_state, fork_episode
 from attribution.rl.library import DEFAULT_FOLDER, EpisodeLibrary
@@ -25,11 +25,13 @@ from pages.common import (
     explain_states,
     explained_model,
     frame_html,
+    frame_with_parts,
     is_playing,
     page_start,
     painted_frame,
     play_button,
     set_playing,
+    shown_bars,
     state_sliders,
     stop_playing,
     studied_episode,
@@ -174,7 +176,8 @@ def cursor_view():
         if settings.image and len(episode.frames):
             painted_frame(settings, episode.frames[t], episode.observations[t], int(explained.targets[t]), "replay")
         elif len(episode.frames):
-            st.markdown(frame_html(episode.frames[t]), unsafe_allow_html=True)
+            st.markdown(frame_html(frame_with_parts(settings, episode.frames[t], episode.observations[t],
+                                                    explained.attributions[t])), unsafe_allow_html=True)
     with info_col:
         metrics = st.columns(2)
         metrics[0].metric("Step", t)
@@ -187,7 +190,8 @@ def cursor_view():
         subject = f"The agent chose {labels[t].upper()}" if action_names else f"The agent's action is {labels[t]}"
         st.success(step_sentence(subject, explained.attributions[t], parts.descriptions(episode.observations[t]),
                                  nouns=parts.kind == "object"))
-        st.plotly_chart(attribution_bars(names, explained.attributions[t], title=f"why {explained.output_names[t]}"),
+        st.plotly_chart(shown_bars(settings, episode.observations[t], explained.attributions[t],
+                                   title=f"why {explained.output_names[t]}"),
                         key="replay_bars", config={"displayModeBar": False})
         st.info(completeness_sentence(explained.output_names[t], explained.at_state[t], explained.at_baseline[t],
                                       float(explained.attributions[t].sum(dtype=np.float64))))
@@ -202,10 +206,13 @@ def cursor_view():
 cursor_view()
 
 bookmarks = find_bookmarks(episode.actions, explained.attributions, episode.rewards, names, action_names, probabilities)
+if hasattr(parts, "near_misses"):  # the driving agent: where another car came closest in its lane
+    bookmarks = sorted(bookmarks + [Bookmark(step, "near miss", text) for step, text in
+                                    parts.near_misses(episode.observations)], key=lambda b: (b.step, b.kind))
 with st.expander(f"Bookmarks ({len(bookmarks)})", expanded=True):
     if not bookmarks:
         st.caption("Nothing stands out in this episode: no change of action, no flip of a feature's influence.")
-    for kind in ("action change", "least certain", "sign flip", "reward", "penalty"):
+    for kind in ("action change", "near miss", "least certain", "sign flip", "reward", "penalty"):
         marks = [b for b in bookmarks if b.kind == kind]
         if marks:
             st.markdown(f"**{kind.capitalize()}**")
@@ -223,10 +230,11 @@ def side_by_side(label: str, shown: Episode, shown_explained, start: int, after:
         if t >= len(shown):
             st.caption(f"It had ended: {len(shown) - start} steps, return {shown.rewards[start:].sum():.1f}.")
             return
-        st.markdown(frame_html(shown.frames[t]), unsafe_allow_html=True)
+        st.markdown(frame_html(frame_with_parts(settings, shown.frames[t], shown.observations[t],
+                                                shown_explained.attributions[t])), unsafe_allow_html=True)
         action = exports.action_labels(shown, action_names)[t]
-        st.plotly_chart(attribution_bars(names, shown_explained.attributions[t],
-                                         title=f"{action} · why {shown_explained.output_names[t]}"),
+        st.plotly_chart(shown_bars(settings, shown.observations[t], shown_explained.attributions[t],
+                                   title=f"{action} · why {shown_explained.output_names[t]}"),
                         key=f"side_{label}", config={"displayModeBar": False})
 
 

@@ -51,8 +51,12 @@ def run_checks(policy_key: str, kind: str, action_a: int, action_b: int, state: 
     groups = parts.groups(x[None])
     for check in ("baselines", "methods"):  # 28,224 pixel bars say nothing: one bar per object
         found[check] = {name: groups.sums(values[None])[0] for name, values in found[check].items()}
+    image = policy.info.median_state is not None
+    # an object painted over with the empty playfield (its last group, the rest, is left alone); a vehicle
+    # taken away leaves an empty slot, all zeros
+    background = empty_playfield(policy.info.median_state, reference) if image else np.zeros_like(x)
     found["occlusion"] = trust.occlusion(model, x, target, groups, found["methods"]["integrated gradients"],
-                                         empty_playfield(policy.info.median_state, reference))
+                                         background, skip_last=image)
     return found
 
 
@@ -88,11 +92,12 @@ if settings.image:
                  "empty playfield": empty_playfield(policy.info.median_state, reference),
                  "blurred state": blurred(state[None])[0]}
 else:
-    st.markdown(
-        "State: "
-        + ", ".join(f"{name} **{value:.3g}**" for name, value in zip(names, state.reshape(-1), strict=True))
-        + f". Explained: **{output_name}**."
-    )
+    if parts.kind == "feature":
+        described = ", ".join(f"{name} **{value:.3g}**" for name, value in zip(names, state.reshape(-1), strict=True))
+    else:  # vehicles: where each one is
+        described = "; ".join(text.replace(" ({value})", "") for text, shown in
+                              zip(parts.descriptions(state), parts.present(state), strict=True) if shown)
+    st.markdown(f"State: {described}. Explained: **{output_name}**.")
     baselines = {"the app's baseline": settings.baseline, "zeros": np.zeros_like(state),
                  "mean of reference states": reference.mean(axis=0), "reference state 0": reference[0]}
 found = run_checks(

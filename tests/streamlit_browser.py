@@ -84,3 +84,22 @@ def metric_value(page, label: str) -> str:
         .locator('[data-testid="stMetricValue"]')
         .inner_text()
     )
+
+
+def step_in_live(page, env_id: str, steps: int) -> None:
+    """Choose ``env_id`` under Environment and press Step ``steps`` times, checking the Step metric each time."""
+    page.get_by_role("combobox", name="Environment").click()
+    page.get_by_role("option", name=env_id, exact=True).click()
+    wait_until_idle(page)
+    step = page.get_by_role("button", name="Step", exact=True)
+    for expected in range(1, steps + 1):
+        step.click()
+        wait_until_idle(page)
+        assert metric_value(page, "Step") == str(expected)
+    assert page.locator('[data-testid="stException"]').count() == 0
+
+
+def bar_labels(page) -> set[str]:
+    """The labels of the first bar chart on the page."""
+    bars = page.locator(".js-plotly-plot").first
+    return set(bars.locator(".yaxislayer-above .ytick text").evaluate_all("texts => texts.map(t => t.textContent)"))

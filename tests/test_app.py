@@ -444,3 +444,39 @@ def test_trust_checks_a_pong_state_with_occlusion_beside_ig():
     assert any("IG and occlusion rank the objects" in c.value for c in at.caption)
     bars = at.get("plotly_chart")[1].proto.spec  # the baselines' bars: one per object
     assert all(name in bars for name in ("ball", "agent's paddle", "empty playfield", "blurred state"))
+
+
+# ---- highway-fast-v0, the driving agent ----
+
+def test_the_driving_agent_steps_in_live_names_vehicles_and_opens_in_replay(live):
+    sidebar_select(live, "Environment").set_value("highway-fast-v0").run()
+    assert not live.exception, live.exception
+    for _ in range(2):
+        button(live, "Step").click().run()
+    assert not live.exception, live.exception
+    assert metric(live, "Step") == "2"
+    reading = live.success[0].value
+    assert reading.startswith("The agent chose") and ("the car" in reading or "its own speed" in reading)
+    assert sum("data:image/png;base64" in m.value for m in live.markdown) >= 1  # the road, each car tinted
+    bars = live.get("plotly_chart")[0].proto.spec
+    assert "ego car" in bars and "empty slot" not in bars
+    assert "gap" in live.info[0].value
+    next(t for t in live.toggle if t.label == "Bars per feature").set_value(True).run()
+    assert not live.exception, live.exception
+    assert "ego car: vx (m" in live.get("plotly_chart")[1].proto.spec
+    button(live, "Open in replay").click().run()
+    assert not live.exception, live.exception
+    assert any(c.value.startswith("highway-fast-v0 · shipped · seed 0 · 2 steps") for c in live.caption)
+    assert [b.label for b in live.get("download_button")][:2] == ["Download CSV", "Download JSON"]
+
+
+def test_trust_checks_a_driving_state_with_each_vehicle_taken_away():
+    at = run_app()
+    sidebar_select(at, "Environment").set_value("highway-fast-v0").run()
+    button(at, "Step").click().run()
+    at.switch_page("pages/trust.py").run()
+    assert not at.exception, at.exception
+    verdicts = [m.value for m in [*at.success, *at.warning] if m.value.startswith(("**PASS**", "**WARN**"))]
+    assert len(verdicts) == 5
+    assert any("IG and occlusion rank the objects" in c.value for c in at.caption)
+    assert any(m.value.startswith("State: its own speed and place") for m in at.markdown)

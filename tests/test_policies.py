@@ -33,7 +33,7 @@ PONG_MUST_REACH = 15  # over 20 greedy games on unseen seeds; Pong's best is +21
 
 
 def test_every_environment_of_the_product_ships_a_policy():
-    assert shipped_env_ids() == sorted([*MUST_REACH, "ALE/Pong-v5"])
+    assert shipped_env_ids() == sorted([*MUST_REACH, "ALE/Pong-v5", "highway-fast-v0"])
 
 
 def test_the_pong_sidecar_says_how_it_was_trained_and_how_good_it_is():
@@ -47,6 +47,18 @@ def test_the_pong_sidecar_says_how_it_was_trained_and_how_good_it_is():
     assert pong.observation_shape == (4, 84, 84) and len(info.feature_names) == 4 * 84 * 84
     assert info.feature_names[-1] == "now, row 83, column 83"
     assert (POLICY_DIR / "ALE_Pong-v5.keras").stat().st_size < 10 * 2**20
+
+
+def test_the_driving_sidecar_says_how_it_was_trained_how_good_it_is_and_how_often_it_crashed():
+    from attribution.rl.highway import FEATURE_NAMES
+
+    driver = load_policy("highway-fast-v0")
+    info = driver.info
+    assert info.heads == ("q_values",) and not info.continuous and info.training_method.startswith("DQN")
+    assert info.eval_episodes == 50 and info.eval_crash_rate <= 0.10 and info.eval_return_mean > 0
+    assert info.feature_names == FEATURE_NAMES and driver.observation_shape == (5, 5)
+    assert info.action_names == ("change lane left", "keep going", "change lane right", "speed up", "slow down")
+    assert info.reference_states.shape == (256, 5, 5)
 
 
 @pytest.mark.xfail(strict=True, reason="issue 15's bar: the shipped Pong agent has not reached +15 yet (README)")

@@ -63,6 +63,24 @@ def painted_screen(screen: np.ndarray, attribution: np.ndarray, masks: dict[str,
     return outline(paint(enlarged, attribution, scale, magnitude), masks)
 
 
+def tinted_boxes(picture: np.ndarray, boxes: dict[str, tuple], values: dict[str, float], scale: float) -> np.ndarray:
+    """``picture`` (H, W, 3) with each box (x0, y0, x1, y1, in pixels) filled with the bars' colour for its
+    part's attribution (blue pushed the output up, red down; more opaque the larger), outlined, and
+    numbered by rank of |attribution| (1: the part that mattered most)."""
+    image = Image.fromarray(np.asarray(picture, np.uint8)).convert("RGBA")
+    layer = Image.new("RGBA", image.size, (0, 0, 0, 0))
+    draw = ImageDraw.Draw(layer)
+    ranked = sorted(boxes, key=lambda name: -abs(values[name]))
+    for rank, name in enumerate(ranked, start=1):
+        value = values[name]
+        colour = POSITIVE if value >= 0 else NEGATIVE
+        opacity = int(255 * MAX_OPACITY * min(abs(value) / scale, 1.0)) if scale > 0 else 0
+        box = boxes[name]
+        draw.rectangle(box, fill=(*colour.astype(int), opacity), outline=(0, 0, 0, 255), width=2)
+        draw.text((box[0] + 2, box[1] - 11), str(rank), fill=(255, 255, 255, 255))
+    return np.asarray(Image.alpha_composite(image, layer).convert("RGB"))
+
+
 def frame_panels(frames: np.ndarray, attributions: np.ndarray, titles, scale: float, zoom: int = 2) -> np.ndarray:
     """One panel per stacked frame, side by side: the grayscale frame with its attribution over it,
     uint8 (zoom * (h + 12), frames * zoom * w + gaps, 3)."""

@@ -16,6 +16,7 @@ import gymnasium as gym
 import numpy as np
 
 from attribution.engine.groups import FeatureGroups
+from attribution.rl import highway
 from attribution.rl.pong import PongObjects
 
 try:  # ale-py's wheel ships the Atari ROMs; registering adds the ALE/ ids to gymnasium's registry
@@ -23,6 +24,14 @@ try:  # ale-py's wheel ships the Atari ROMs; registering adds the ALE/ ids to gy
 
     gym.register_envs(ale_py)
 except ImportError:  # without it the Atari environments are simply not installed
+    pass
+
+# highway-env draws off screen by itself; SDL_VIDEODRIVER=dummy would make its pictures black
+try:  # highway-env registers highway-fast-v0 and its other roads
+    import highway_env
+
+    gym.register_envs(highway_env)
+except ImportError:
     pass
 
 
@@ -47,6 +56,7 @@ class EnvironmentInfo:
     make_kwargs: tuple[tuple[str, object], ...] = ()  # passed to gym.make
     frames: tuple[str, ...] = ()  # image observations (frames, height, width): each stacked frame's name
     parts: Callable[[], object] | None = None  # what the bars show, where not the features (see observation_parts)
+    ends_in_crash: bool = False  # an episode that terminates (rather than running out of time) crashed
 
 
 def _atari(env: gym.Env) -> gym.Env:
@@ -113,6 +123,14 @@ ENVIRONMENTS: dict[str, EnvironmentInfo] = {
         make_kwargs=(("frameskip", 1),),  # AtariPreprocessing skips frames itself; v5's sticky actions stay
         frames=("3 steps ago", "2 steps ago", "1 step ago", "now"),
         parts=PongObjects,
+    ),
+    "highway-fast-v0": EnvironmentInfo(
+        highway.FEATURE_NAMES,
+        ("change lane left", "keep going", "change lane right", "speed up", "slow down"),
+        wrappers=(highway.ego_at_origin,),
+        make_kwargs=(("config", highway.CONFIG),),
+        parts=highway.Vehicles,
+        ends_in_crash=True,
     ),
 }
 
@@ -190,6 +208,10 @@ class VectorFeatures:
 
     def groups(self, observations) -> FeatureGroups:
         return FeatureGroups.identity(self.names, np.shape(observations)[1:])
+
+    def present(self, observation) -> np.ndarray:
+        """Every feature gets its bar: bool (F,)."""
+        return np.ones(len(self.names), bool)
 
     def descriptions(self, observation) -> list[str]:
         """One clause per feature, with ``{value}`` where its attribution goes: "the pole leans right ({value})"."""

@@ -49,6 +49,7 @@ class PolicyInfo:
     eval_return_mean: float | None = None
     eval_return_std: float | None = None
     eval_episodes: int | None = None
+    eval_crash_rate: float | None = None                 # driving: the share of those episodes that crashed
     action_log_std: tuple[float, ...] | None = None      # continuous actions: the exploration noise
     reference_states: np.ndarray | None = None           # (K, *obs_shape) from the policy's own rollouts
     median_state: np.ndarray | None = None               # (*obs_shape,): the median of all it saw there
@@ -157,6 +158,7 @@ def load_policy_file(path, env_id: str, feature_names_override=None, source: str
         eval_return_mean=sidecar.get("eval_return_mean"),
         eval_return_std=sidecar.get("eval_return_std"),
         eval_episodes=sidecar.get("eval_episodes"),
+        eval_crash_rate=sidecar.get("eval_crash_rate"),
         action_log_std=tuple(sidecar["action_log_std"]) if sidecar.get("action_log_std") else None,
         reference_states=None
         if reference is None

@@ -65,6 +65,10 @@ class PongObjects:
         """One partition per state: each object's pixels in all four frames, then the rest."""
         return FeatureGroups.from_masks(OBJECTS, object_masks(observations), per_state=True)
 
+    def present(self, observation) -> np.ndarray:
+        """Every part gets its bar (an object off the screen gets a bar near zero): bool (5,)."""
+        return np.ones(len(self.names), bool)
+
     def outlines(self, observation) -> dict[str, np.ndarray]:
         """Each object's pixels in the newest frame, bool (84, 84), to draw around on the screen."""
         masks = object_masks(np.asarray(observation)[None])[0]

@@ -16,7 +16,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 
-from attribution.rl.rollout import greedy_rollouts  # noqa: E402
+from attribution.rl.rollout import EpisodeStepper, greedy_rollouts  # noqa: E402
 
 EVAL_SEED = 1_000_000
 
@@ -27,6 +27,19 @@ def evaluate(policy, env_id: str, episodes: int, first_seed: int = EVAL_SEED,
 
     ``policy`` is anything with ``act(observation)``."""
     return greedy_rollouts(policy, env_id, episodes=episodes, first_seed=first_seed, keep_every=keep_every)
+
+
+def crash_rate(policy, env_id: str, episodes: int, first_seed: int = EVAL_SEED) -> float:
+    """The share of greedy episodes that end by terminating (a crash, where ``ends_in_crash``) rather than
+    running out of time."""
+    crashed = 0
+    with EpisodeStepper(env_id, first_seed) as run:
+        for episode in range(episodes):
+            run.reset(first_seed + episode)
+            while not run.done:
+                run.step(policy.act(run.observation))
+            crashed += run.terminated
+    return crashed / episodes
 
 
 def main(argv=None) -> None:

@@ -22,7 +22,8 @@ import numpy as np  # noqa: E402
 
 from attribution.rl.environments import ENVIRONMENTS  # noqa: E402
 from attribution.rl.policies import POLICY_DIR, policy_from_model, save_policy  # noqa: E402
-from attribution.training.evaluate import evaluate  # noqa: E402
+from attribution.training.dqn import DQNConfig, train_dqn  # noqa: E402
+from attribution.training.evaluate import crash_rate, evaluate  # noqa: E402
 from attribution.training.ppo import PPOConfig, train_ppo  # noqa: E402
 from attribution.training.ppo_pixels import PixelPPOConfig, train_ppo_pixels  # noqa: E402
 from attribution.training.td3 import TD3Config, train_td3  # noqa: E402
@@ -31,14 +32,15 @@ N_REFERENCE_STATES = 256
 N_IMAGE_REFERENCE_STATES = 8     # each (4, 84, 84): the sidecar keeps a few, and the median of all it saw
 IMAGE_KEEP_EVERY = 25            # image evaluations keep every 25th state, not every one
 
-TRAINERS = {PPOConfig: train_ppo, TD3Config: train_td3, PixelPPOConfig: train_ppo_pixels}
+TRAINERS = {PPOConfig: train_ppo, TD3Config: train_td3, PixelPPOConfig: train_ppo_pixels, DQNConfig: train_dqn}
 METHODS = {
     PPOConfig: "PPO (proximal policy optimisation) on the environment's reward",
     TD3Config: "TD3 (twin delayed DDPG) on the environment's reward",
     PixelPPOConfig: "PPO on the game's score, a small CNN seeing only the stacked frames",
+    DQNConfig: "DQN (deep Q-learning) on the environment's reward, as highway-env's documentation trains it",
 }
 
-CONFIGS: dict[str, PPOConfig | TD3Config] = {
+CONFIGS: dict[str, PPOConfig | TD3Config | PixelPPOConfig | DQNConfig] = {
     "CartPole-v1": PPOConfig(total_steps=100_000, n_envs=8, n_steps=32, minibatch_size=256, n_epochs=20,
                              gamma=0.98, gae_lambda=0.8, learning_rate=1e-3),
     "LunarLander-v3": PPOConfig(total_steps=1_000_000, n_envs=16, n_steps=1024, minibatch_size=64, n_epochs=4,
@@ -49,6 +51,8 @@ CONFIGS: dict[str, PPOConfig | TD3Config] = {
                                 normalize_reward=True),
     "Pendulum-v1": TD3Config(total_steps=30_000),  # see attribution/td3.py for why not PPO
     "ALE/Pong-v5": PixelPPOConfig(),
+    # highway-env's own feature ranges: x within 5 x 40 m/s, y within 3 lanes of 4 m, speeds within 2 x 40 m/s
+    "highway-fast-v0": DQNConfig(total_steps=30_000, feature_ranges=(1.0, 200.0, 12.0, 80.0, 80.0), crash_penalty=2.0),
 }
 
 
@@ -88,6 +92,9 @@ def main(argv=None) -> None:
     episodes = args.eval_episodes or (20 if image else 100)
     returns, states = evaluate(policy_from_model(model, args.env_id), args.env_id, episodes,
                                keep_every=IMAGE_KEEP_EVERY if image else 1)
+    crashes = {}
+    if ENVIRONMENTS.get(args.env_id) and ENVIRONMENTS[args.env_id].ends_in_crash:
+        crashes["eval_crash_rate"] = crash_rate(policy_from_model(model, args.env_id), args.env_id, episodes)
     n_reference = N_IMAGE_REFERENCE_STATES if image else N_REFERENCE_STATES
     chosen = np.random.default_rng(args.seed).choice(len(states), min(n_reference, len(states)), replace=False)
     reference = states[chosen]
@@ -106,8 +113,10 @@ def main(argv=None) -> None:
         median_state=np.median(states, axis=0).astype(np.uint8) if image else np.median(states, axis=0),
         training_method=METHODS[type(config)],
         config=dataclasses.asdict(config),
+        **crashes,
     )
-    print(f"{args.env_id}: mean return {returns.mean():.1f} ± {returns.std():.1f} over {episodes} "
+    crashed = f", {crashes['eval_crash_rate']:.0%} crashed" if crashes else ""
+    print(f"{args.env_id}: mean return {returns.mean():.1f} ± {returns.std():.1f}{crashed} over {episodes} "
           f"evaluation episodes after {steps:,} steps ({minutes:.1f} min); saved {path}", file=sys.stderr)
 
 

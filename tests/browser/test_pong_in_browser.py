@@ -2,7 +2,7 @@
 
 import pytest
 
-from streamlit_browser import metric_value, wait_until_idle
+from streamlit_browser import bar_labels, step_in_live, wait_until_idle
 
 pytestmark = pytest.mark.browser
 
@@ -11,19 +11,9 @@ OBJECT_BARS = {"ball", "agent's paddle", "opponent's paddle", "score", "everythi
 
 def test_pong_steps_in_live_and_opens_in_replay(open_page):
     page = open_page()
-    page.get_by_role("combobox", name="Environment").click()
-    page.get_by_role("option", name="ALE/Pong-v5", exact=True).click()
-    wait_until_idle(page)
-    step = page.get_by_role("button", name="Step", exact=True)
-    for expected in range(1, 4):
-        step.click()
-        wait_until_idle(page)
-        assert metric_value(page, "Step") == str(expected)
-    assert page.locator('[data-testid="stException"]').count() == 0
+    step_in_live(page, "ALE/Pong-v5", 3)
     assert page.locator('img[alt="the environment"]').count() >= 2  # the painted screen and the frame panels
-    bars = page.locator(".js-plotly-plot").first
-    labels = set(bars.locator(".yaxislayer-above .ytick text").evaluate_all("texts => texts.map(t => t.textContent)"))
-    assert labels == OBJECT_BARS
+    assert bar_labels(page) == OBJECT_BARS
     assert "attributions sum to" in page.locator('[data-testid="stAlert"]').filter(has_text="gap").first.inner_text()
 
     page.get_by_role("button", name="Open in replay", exact=True).click()

@@ -51,12 +51,16 @@ def _dqn_atari(x, states, action_space):
     return {"q_values": layers.dense(_atari_features(x, states[0]), states[0], "network.9", name="q_values")}
 
 
+def _actor_and_critic(x, state, actor: str, head: str):
+    """The Agent of ppo.py and ppo_continuous_action.py: an actor and a critic, Linear-Tanh-Linear-Tanh-Linear each."""
+    hidden_actor = layers.mlp(x, state, [f"{actor}.0", f"{actor}.2"], "tanh")
+    hidden_critic = layers.mlp(x, state, ["critic.0", "critic.2"], "tanh")
+    return {head: layers.dense(hidden_actor, state, f"{actor}.4", name=head),
+            "value": layers.dense(hidden_critic, state, "critic.4", name="value")}
+
+
 def _ppo(x, states, action_space):
-    state = states[0]
-    actor = layers.mlp(x, state, ["actor.0", "actor.2"], "tanh")
-    critic = layers.mlp(x, state, ["critic.0", "critic.2"], "tanh")
-    return {"logits": layers.dense(actor, state, "actor.4", name="logits"),
-            "value": layers.dense(critic, state, "critic.4", name="value")}
+    return _actor_and_critic(x, states[0], "actor", "logits")
 
 
 def _ppo_atari(x, states, action_space):
@@ -66,11 +70,7 @@ def _ppo_atari(x, states, action_space):
 
 
 def _ppo_continuous(x, states, action_space):
-    state = states[0]
-    actor = layers.mlp(x, state, ["actor_mean.0", "actor_mean.2"], "tanh")
-    critic = layers.mlp(x, state, ["critic.0", "critic.2"], "tanh")
-    return {"mean": layers.dense(actor, state, "actor_mean.4", name="mean"),
-            "value": layers.dense(critic, state, "critic.4", name="value")}
+    return _actor_and_critic(x, states[0], "actor_mean", "mean")
 
 
 def _td3(x, states, action_space):
