@@ -154,13 +154,15 @@ def _load_upload() -> None:
     the chosen id, or keep a message saying why not."""
     upload, env_id = st.session_state.get("policy_upload"), st.session_state.get("upload_env_id")
     statistics = st.session_state.get("normalization_upload")
-    st.session_state.upload_error = None
+    st.session_state.upload_error = st.session_state.upload_hint = None
     if upload is None:
+        if statistics is not None:
+            st.session_state.upload_hint = f"{statistics.name} is kept for its policy: now upload the policy."
         return
     data = upload.getvalue()
     normalization = (statistics.getvalue(), statistics.name) if statistics is not None else None
     digest = hashlib.sha256(data + (normalization[0] if normalization else b"")).hexdigest()[:8]
-    label = f"{env_id} · {upload.name} · {digest}"
+    label = f"{env_id} · {upload.name}{f' + {statistics.name}' if statistics else ''} · {digest}"
     if label not in uploaded_policies():
         try:
             uploaded_policies()[label] = load_uploaded_policy(data, upload.name, env_id, normalization=normalization)
@@ -186,9 +188,11 @@ def policy_uploader(current_env_id: str) -> None:
                          on_change=_load_upload,
                          help="VecNormalize's mean, var, epsilon and clip_obs as JSON or .npz (the README shows "
                               "the lines that write it); folded into the model so attributions stay in the "
-                              "environment's units. Upload it before the policy, or upload the policy again")
+                              "environment's units. The policy is loaded again with it")
         if st.session_state.get("upload_error"):
             st.error(st.session_state.upload_error)
+        if st.session_state.get("upload_hint"):
+            st.info(st.session_state.upload_hint)
 
 
 # The sidebar's widget keys (and key prefixes, for those made per environment or per kind of policy).
@@ -478,6 +482,17 @@ def shown_bars(settings: Settings, observation, values, title: str):
     present = settings.parts.present(observation)
     names = [name for name, shown in zip(settings.parts.names, present, strict=True) if shown]
     return attribution_bars(names, np.asarray(values)[present], title=title)
+
+
+def choice_caption(policy: Policy, actor: np.ndarray) -> str:
+    """What a discrete policy made of the actions, from its actor head (n_actions,): a Q-network's
+    Q-values (it takes the largest), or a policy's probabilities."""
+    names = policy.info.action_names
+    if policy.info.actor_head == "q_values":
+        return "Q-values: " + " · ".join(f"{n} {q:.2f}" for n, q in zip(names, actor, strict=True))
+    probabilities = np.exp(actor - np.max(actor))
+    probabilities /= probabilities.sum()
+    return "Policy: " + " · ".join(f"{n} {p:.0%}" for n, p in zip(names, probabilities, strict=True))
 
 
 def feature_bars(settings: Settings, observation, target: int):

@@ -10,9 +10,10 @@ import streamlit as st
 from attribution.engine import backend
 from attribution.presentation.narrate import completeness_sentence, step_sentence
 from attribution.presentation.plots import attribution_timeline
-from attribution.rl.rollout import EpisodeStepper, record_episode
+from attribution.rl.rollout import EpisodeStepper, actor_output, record_episode
 from pages.common import (
     SPEEDS,
+    choice_caption,
     explain_states,
     feature_bars,
     frame_html,
@@ -133,11 +134,7 @@ def live_view():
             subject = f"The agent's {policy.info.action_names[0]} is {float(np.asarray(action).reshape(-1)[0]):+.2f}"
         else:
             st.metric("Action", policy.info.action_names[action])
-            probabilities = policy.action_probabilities(run.observation)
-            st.caption(
-                "Policy: "
-                + " · ".join(f"{n} {p:.0%}" for n, p in zip(policy.info.action_names, probabilities, strict=True))
-            )
+            st.caption(choice_caption(policy, actor_output(policy, run.observation)))
             subject = f"The agent chose {policy.info.action_names[action].upper()}"
         if not settings.output.is_actions_score:
             subject = f"{subject}; {output_name} is {at_state:.2f}"

@@ -20,6 +20,7 @@ from attribution.rl.library import DEFAULT_FOLDER, EpisodeLibrary
 from attribution.rl.rollout import record_episode
 from pages.common import (
     SPEEDS,
+    choice_caption,
     choice_for,
     chosen_policy,
     explain_states,
@@ -184,9 +185,7 @@ def cursor_view():
         metrics[1].metric("Reward", f"{episode.rewards[t]:+.2f}")
         st.metric("Action", labels[t])
         if probabilities is not None:
-            st.caption(
-                "Policy: " + " · ".join(f"{n} {p:.0%}" for n, p in zip(action_names, probabilities[t], strict=True))
-            )
+            st.caption(choice_caption(policy, episode.policy_outputs[t]))
         subject = f"The agent chose {labels[t].upper()}" if action_names else f"The agent's action is {labels[t]}"
         st.success(step_sentence(subject, explained.attributions[t], parts.descriptions(episode.observations[t]),
                                  nouns=parts.kind == "object"))

@@ -19,11 +19,11 @@ import numpy as np
 import pytest
 from foreign_on_backend import FIXTURES, FOREIGN, converted_outputs
 from hostile_archives import bomb, copy_members
-from torch_files import op_global, op_str, state_dict, torch_file
+from torch_files import op_global, op_str, state_dict, state_dict_file, torch_file
 
 from attribution.rl.formats.cleanrl import load_cleanrl
 from attribution.rl.formats.normalization import read_normalization
-from attribution.rl.formats.torch_state import read_state_dict
+from attribution.rl.formats.torch_state import read_state_dict, read_state_dicts
 from attribution.rl.policies import MAX_UPLOAD_BYTES, PolicyError, load_policy_file, load_uploaded_policy
 
 TOLERANCE = 1e-5
@@ -217,3 +217,90 @@ def test_each_format_says_what_it_found():
     assert descriptions["sb3_dqn_cnn_pong"].startswith("Stable-Baselines3 DQN, CnnPolicy")
     assert descriptions["cleanrl_td3_pendulum"] == "CleanRL td3_continuous_action network"
     assert descriptions["onnx_mlp_cartpole"].startswith("ONNX, opset 17")
+
+
+def sb3_zip(data_changes: dict, weights: dict | None = None, base: str = "sb3_ppo_pendulum.zip") -> bytes:
+    """A committed SB3 zip with its 'data' entries changed (None removes one) and, if given, other weights."""
+    original = (FOREIGN / base).read_bytes()
+    with zipfile.ZipFile(io.BytesIO(original)) as archive:
+        attributes = json.loads(archive.read("data"))
+    for path, value in data_changes.items():
+        *parents, last = path.split("/")
+        entry = attributes
+        for parent in parents:
+            entry = entry[parent]
+        if value is None:
+            entry.pop(last, None)
+        else:
+            entry[last] = value
+    members = {"data": json.dumps(attributes).encode()}
+    if weights is not None:
+        members["policy.pth"] = state_dict_file(weights)
+    return replaced(original, members)
+
+
+def pendulum_weights(rng, hidden: int = 8) -> dict:
+    """An SB3 PPO MlpPolicy's weights for Pendulum (3 observations, 1 action), hidden-hidden wide."""
+    shapes = {"log_std": (1,), "action_net.weight": (1, hidden), "action_net.bias": (1,),
+              "value_net.weight": (1, hidden), "value_net.bias": (1,)}
+    for net in ("policy_net", "value_net"):
+        shapes |= {f"mlp_extractor.{net}.0.weight": (hidden, 3), f"mlp_extractor.{net}.0.bias": (hidden,),
+                   f"mlp_extractor.{net}.2.weight": (hidden, hidden), f"mlp_extractor.{net}.2.bias": (hidden,)}
+    return {key: rng.normal(0, 0.7, shape).astype(np.float32) for key, shape in shapes.items()}
+
+
+def mean_by_numpy(weights: dict, x: np.ndarray, activation) -> np.ndarray:
+    h = x
+    for layer in ("mlp_extractor.policy_net.0", "mlp_extractor.policy_net.2"):
+        h = activation(h @ weights[f"{layer}.weight"].T + weights[f"{layer}.bias"])
+    return h @ weights["action_net.weight"].T + weights["action_net.bias"]
+
+
+def test_sb3_activations_keep_pytorchs_constants_and_gsde_squashes_the_mean(tmp_path, rng):
+    weights = pendulum_weights(rng)
+    x = rng.normal(0, 2, size=(32, 3)).astype(np.float32)
+    (tmp_path / "leaky.zip").write_bytes(sb3_zip({"policy_kwargs": {"activation_fn": "<class 'torch.nn.modules."
+                                                                     "activation.LeakyReLU'>"}}, weights))
+    leaky = load_policy_file(tmp_path / "leaky.zip", "Pendulum-v1")
+    expected = mean_by_numpy(weights, x, lambda h: np.where(h > 0, h, 0.01 * h))  # nn.LeakyReLU's slope
+    np.testing.assert_allclose(leaky.heads(x)["mean"], expected, atol=1e-5)
+    (tmp_path / "gsde.zip").write_bytes(sb3_zip({"policy_kwargs": {"squash_output": True, "use_sde": True}}, weights))
+    squashed = load_policy_file(tmp_path / "gsde.zip", "Pendulum-v1")
+    np.testing.assert_allclose(squashed.heads(x)["mean"], 2 * np.tanh(mean_by_numpy(weights, x, np.tanh)), atol=1e-5)
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"observation_space/_shape": 3}, r"has shape 3; expected a list of sizes"),
+    ({"observation_space/:type:": "<class 'gymnasium.spaces.dict.Dict'>"}, r"a Dict observation space"),
+    ({"action_space/low": None}, r"trained with actions in \[\[\]"),
+    ({"action_space/:type:": "<class 'gymnasium.spaces.discrete.Discrete'>"}, r"a Discrete action space"),
+    ({"policy_kwargs": {"activation_fn": "<class 'torch.nn.modules.activation.Mish'>"}}, r"activation 'Mish'"),
+])
+def test_an_sb3_zip_whose_plain_text_does_not_fit_is_refused_saying_why(tmp_path, changes, message):
+    (tmp_path / "odd.zip").write_bytes(sb3_zip(changes))
+    with pytest.raises(PolicyError, match=message):
+        load_policy_file(tmp_path / "odd.zip", "Pendulum-v1")
+
+
+def test_an_sb3_zip_with_weights_it_does_not_place_is_refused(tmp_path, rng):
+    weights = pendulum_weights(rng) | {"mlp_extractor.shared_net.0.weight": np.zeros((3, 3), np.float32)}
+    (tmp_path / "shared.zip").write_bytes(sb3_zip({}, weights))
+    with pytest.raises(PolicyError, match=r"leaves weights unused \(mlp_extractor\.shared_net\.0\.weight\)"):
+        load_policy_file(tmp_path / "shared.zip", "Pendulum-v1")
+
+
+def test_normalisation_folds_into_a_policy_of_a_table_of_numbers():
+    inner = keras.Sequential([keras.Input((5, 5)), keras.layers.Flatten(), keras.layers.Dense(3)])
+    stats = {"mean": np.arange(25.0).reshape(5, 5).tolist(), "var": np.full((5, 5), 4.0).tolist(), "epsilon": 0.0,
+             "clip_obs": 10.0}
+    normalization = read_normalization(json.dumps(stats).encode(), "stats.json", (5, 5))
+    raw = np.random.default_rng(0).normal(10, 5, size=(8, 5, 5)).astype(np.float32)
+    np.testing.assert_allclose(normalization.fold(inner)(raw), inner(normalization.apply(raw).astype(np.float32)),
+                               atol=1e-5)
+
+
+def test_a_cleanrl_atari_network_on_frames_too_small_for_it_is_refused_not_crashed(tmp_path):
+    small = gym.spaces.Box(0, 255, (4, 20, 20), np.uint8)
+    states = read_state_dicts(FOREIGN / "cleanrl_dqn_atari_pong.cleanrl_model", "dqn_atari.cleanrl_model")
+    with pytest.raises(PolicyError, match=r"does not fit images of"):
+        load_cleanrl(states, "dqn_atari.cleanrl_model", small, gym.spaces.Discrete(6))

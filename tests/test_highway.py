@@ -45,7 +45,7 @@ def test_each_vehicle_is_one_group_and_the_group_sums_are_the_total(rng):
 def test_where_names_distance_lane_and_relative_speed():
     assert where(np.array([1, 14.2, 0.3, -3.1, 0])) == "14 m ahead in its lane, 3 m/s slower"
     assert where(np.array([1, -8.0, 4.0, 2.0, 0])) == "8 m behind in the lane to its right, 2 m/s faster"
-    assert where(np.array([1, 30.0, -8.1, 0.2, 0])) == "30 m ahead 2 lanes to its left, at its speed"
+    assert where(np.array([1, 30.0, -8.1, 0.2, 0])) == "30 m ahead, 2 lanes to its left, at its speed"
 
 
 def test_empty_slots_are_said_to_be_empty_and_get_no_bar():

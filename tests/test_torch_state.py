@@ -81,19 +81,19 @@ def test_tensors_views_and_parameters_read_back_exactly(tmp_path):
         "tail": tensor("2", 10, 7, (3,), (1,)),
         "scalar": tensor("3", 1, 0, (), ()),
         "empty": tensor("4", 0, 0, (0, 4), (4, 1)),
-        "repeated": tensor("3", 1, 0, (2, 3), (0, 0)),  # expand(): stride 0
+        "single": tensor("3", 1, 0, (1, 1), (0, 0)),  # stride 0 on axes of one element: nothing repeats
     }), storages)
     (tmp_path / "policy.pth").write_bytes(data)
     for source in (data, tmp_path / "policy.pth", str(tmp_path / "policy.pth")):
         arrays = read_state_dict(source, NAME)
-        assert list(arrays) == ["weight", "steps", "transposed", "head", "tail", "scalar", "empty", "repeated"]
+        assert list(arrays) == ["weight", "steps", "transposed", "head", "tail", "scalar", "empty", "single"]
         np.testing.assert_array_equal(arrays["weight"], np.arange(6, dtype=np.float32).reshape(2, 3))
         assert arrays["steps"].dtype == np.int64 and arrays["steps"].tolist() == [-3, 2**40]
         np.testing.assert_array_equal(arrays["transposed"], arrays["weight"].T)
         assert arrays["head"].tolist() == [[1, 2], [3, 4]] and arrays["tail"].tolist() == [7, 8, 9]
         assert arrays["scalar"].shape == () and arrays["scalar"] == 2.5
         assert arrays["empty"].shape == (0, 4) and arrays["empty"].dtype == np.float32
-        assert arrays["repeated"].tolist() == [[2.5] * 3] * 2
+        assert arrays["single"].tolist() == [[2.5]]
         for array in arrays.values():  # each its own contiguous, writable copy
             assert array.flags.c_contiguous and array.flags.writeable and array.base is None
     arrays["head"][0, 0] = 100
@@ -197,7 +197,8 @@ def test_a_storage_the_pickle_refers_to_must_be_in_the_file():
     (0, (-2,), (1,), r"size \(-2,\)"),
     (0, (2, 3), (1,), r"at most 64 sizes and as many strides"),
     (0, (2**70,), (1,), r"size \(1180591620717411303424,\)"),
-    (0, (2**20, 2**20), (0, 0), r"would take 4,398,046,511,104 bytes, and a state_dict may take at most 536,870,912"),
+    (0, (2**20, 2**20), (1, 1), r"would take 4,398,046,511,104 bytes, and a state_dict may take at most 536,870,912"),
+    (0, (2**14, 2**14), (0, 0), r"repeats its values along an axis"),  # a 4-byte storage as 1 GB: expand()
 ])
 def test_a_view_must_lie_inside_its_storage(offset, size, stride, message):
     refused(good({"w": tensor("0", 6, offset, size, stride)}), message)

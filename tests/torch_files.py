@@ -63,3 +63,16 @@ def torch_file(pickled: bytes, storages: dict, folder: str = "archive", byteorde
             if data is not None:
                 archive.writestr(f"{folder}/{member}", data)
     return buffer.getvalue()
+
+
+def state_dict_file(arrays: dict) -> bytes:
+    """torch.save of a state_dict of float32 arrays (name -> np.ndarray), each in a storage of its own."""
+    import numpy as np
+
+    entries, storages = {}, {}
+    for index, (name, array) in enumerate(arrays.items()):
+        array = np.ascontiguousarray(array, "<f4")
+        strides = tuple(int(np.prod(array.shape[i + 1:])) for i in range(array.ndim))
+        entries[name] = tensor(str(index), array.size, 0, array.shape, strides)
+        storages[str(index)] = array.tobytes()
+    return torch_file(state_dict(entries), storages)

@@ -45,11 +45,12 @@ def where(row: np.ndarray) -> str:
     """Where a vehicle is, from its row relative to the ego car: "14 m ahead in its lane, 3 m/s slower"."""
     distance = abs(float(row[X]))
     lanes = round(float(row[Y]) / LANE_WIDTH)
-    lane = ("in its lane" if lanes == 0 else f"in the lane to its {'right' if lanes > 0 else 'left'}"
-            if abs(lanes) == 1 else f"{abs(lanes)} lanes to its {'right' if lanes > 0 else 'left'}")
+    side = "right" if lanes > 0 else "left"
+    lane = ("in its lane" if lanes == 0 else f"in the lane to its {side}" if abs(lanes) == 1
+            else f"{abs(lanes)} lanes to its {side}")
     speed = float(row[VX])
     relative = ("at its speed" if abs(speed) < 0.5 else f"{abs(speed):.0f} m/s {'faster' if speed > 0 else 'slower'}")
-    return f"{distance:.0f} m {'ahead' if row[X] >= 0 else 'behind'} {lane}, {relative}"
+    return f"{distance:.0f} m {'ahead' if row[X] >= 0 else 'behind'}{' ' if abs(lanes) < 2 else ', '}{lane}, {relative}"
 
 
 class Vehicles:

@@ -188,11 +188,12 @@ def load_uploaded_policy(data: bytes, filename: str, env_id: str, n_reference: i
         raise PolicyError(f"{name}: expected a policy file ending in {', '.join(READERS)}; "
                           f"received {suffix or 'no suffix'}.")
     with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / f"uploaded{suffix}"
+        path = Path(folder) / name  # the user's own names, so that messages name their files
         path.write_bytes(data)
         statistics = None
-        if normalization is not None:
-            statistics = Path(folder) / ("statistics.normalization" + Path(normalization[1]).suffix.lower())
+        if normalization is not None:  # in a folder of its own: never read as the policy's sidecar
+            statistics = Path(folder) / "normalization" / (Path(normalization[1]).name or "normalization.json")
+            statistics.parent.mkdir()
             statistics.write_bytes(normalization[0])
         policy = load_policy_file(path, env_id, source=name, normalization=statistics)
     image = image_shape(env_id) is not None

@@ -52,7 +52,8 @@ CONFIGS: dict[str, PPOConfig | TD3Config | PixelPPOConfig | DQNConfig] = {
     "Pendulum-v1": TD3Config(total_steps=30_000),  # see attribution/td3.py for why not PPO
     "ALE/Pong-v5": PixelPPOConfig(),
     # highway-env's own feature ranges: x within 5 x 40 m/s, y within 3 lanes of 4 m, speeds within 2 x 40 m/s
-    "highway-fast-v0": DQNConfig(total_steps=30_000, feature_ranges=(1.0, 200.0, 12.0, 80.0, 80.0), crash_penalty=2.0),
+    "highway-fast-v0": DQNConfig(total_steps=30_000, gamma=0.9, feature_ranges=(1.0, 200.0, 12.0, 80.0, 80.0),
+                                 crash_penalty=5.0),
 }
 
 

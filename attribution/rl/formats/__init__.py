@@ -77,7 +77,14 @@ def read_model(path: Path, observation_space: gym.spaces.Box, action_space: gym.
     if reader is None:
         raise PolicyError(f"{path.name}: expected a policy file ending in {', '.join(READERS)}; "
                           f"received {path.suffix or 'no suffix'}.")
-    return reader(path, observation_space, action_space)
+    try:
+        return reader(path, observation_space, action_space)
+    except PolicyError:
+        raise
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError, RecursionError, OverflowError) as error:
+        # what a reader did not foresee in a broken file (Keras refusing a shape, say) is still a refusal
+        raise PolicyError(f"{path.name} could not be read as a policy for this environment: "
+                          f"{type(error).__name__}: {str(error)[:300]}") from None
 
 
 def normalization_beside(path: Path) -> Path | None:

@@ -18,14 +18,12 @@ import numpy as np
 from attribution.rl.errors import PolicyError
 from attribution.rl.formats import layers
 
-CONV = (("network.0", 4), ("network.2", 2), ("network.4", 1))  # the Nature CNN of the Atari scripts
-
 
 @dataclasses.dataclass(frozen=True)
 class Layout:
     script: str                       # the CleanRL script that saves it
-    keys: frozenset[str]              # its state_dict's keys, "" before them for each saved dict
-    build: Callable                   # (observations, [state dicts], action_space) -> {head: tensor}
+    keys: frozenset[str]              # its state_dict's keys ("i:key" for the i-th dict where it saves several)
+    build: Callable                   # (observations, [state dicts]) -> {head: tensor}
     continuous: bool
 
 
@@ -33,21 +31,21 @@ def _linears(*prefixes: str) -> set[str]:
     return {f"{prefix}.{kind}" for prefix in prefixes for kind in ("weight", "bias")}
 
 
-def _dqn(x, states, action_space):
+def _dqn(x, states):
+    """dqn.py's QNetwork: Linear-ReLU-Linear-ReLU-Linear on the flattened observation."""
     state = states[0]
     hidden = layers.mlp(keras.layers.Flatten()(x) if len(x.shape) > 2 else x, state, ["network.0", "network.2"], "relu")
     return {"q_values": layers.dense(hidden, state, "network.4", name="q_values")}
 
 
 def _atari_features(x, state):
-    """``network(x / 255)`` up to its 512 features."""
+    """The Atari scripts' ``network(x / 255)``: the Nature CNN, then its 512 features (network.7)."""
     images = layers.channels_last(keras.layers.Rescaling(1 / 255)(x))
-    for prefix, stride in CONV:
-        images = layers.conv(images, state, prefix, stride)
-    return layers.dense(layers.flatten_channels_first(images), state, "network.7", "relu")
+    return layers.dense(layers.nature_cnn(images, state, "network"), state, "network.7", "relu")
 
 
-def _dqn_atari(x, states, action_space):
+def _dqn_atari(x, states):
+    """dqn_atari.py's QNetwork: the Atari features, then Q-values (network.9)."""
     return {"q_values": layers.dense(_atari_features(x, states[0]), states[0], "network.9", name="q_values")}
 
 
@@ -59,29 +57,27 @@ def _actor_and_critic(x, state, actor: str, head: str):
             "value": layers.dense(hidden_critic, state, "critic.4", name="value")}
 
 
-def _ppo(x, states, action_space):
+def _ppo(x, states):
     return _actor_and_critic(x, states[0], "actor", "logits")
 
 
-def _ppo_atari(x, states, action_space):
+def _ppo_atari(x, states):
+    """ppo_atari.py's Agent: the Atari features, then an actor and a critic."""
     features = _atari_features(x, states[0])
     return {"logits": layers.dense(features, states[0], "actor", name="logits"),
             "value": layers.dense(features, states[0], "critic", name="value")}
 
 
-def _ppo_continuous(x, states, action_space):
+def _ppo_continuous(x, states):
     return _actor_and_critic(x, states[0], "actor_mean", "mean")
 
 
-def _td3(x, states, action_space):
+def _td3(x, states):
+    """td3_continuous_action.py's Actor (ReLU MLP, tanh, then its action_scale and action_bias buffers) and
+    QNetwork qf1 at the actor's action; qf2 is not used."""
     actor, qf1 = states[0], states[1]
     squashed = layers.dense(layers.mlp(x, actor, ["fc1", "fc2"], "relu"), actor, "fc_mu", "tanh")
-    scale = layers.take(actor, "action_scale").reshape(-1)
-    bias = layers.take(actor, "action_bias").reshape(-1)
-    rescale = keras.layers.Dense(len(scale), name="mean")
-    rescale.build((None, len(scale)))
-    rescale.set_weights([np.diag(scale), bias])
-    mean = rescale(squashed)
+    mean = layers.affine(squashed, layers.take(actor, "action_scale"), layers.take(actor, "action_bias"), "mean")
     q = layers.mlp(keras.layers.Concatenate()([x, mean]), qf1, ["fc1", "fc2"], "relu")
     return {"mean": mean, "value": layers.dense(q, qf1, "fc3", name="value")}
 
@@ -123,6 +119,6 @@ def load_cleanrl(states: list[dict[str, np.ndarray]], name: str, observation_spa
                           f"{'continuous' if layout.continuous else 'discrete'} actions; the environment's are "
                           f"{'continuous' if isinstance(action_space, gym.spaces.Box) else 'discrete'}.")
     observations = keras.Input(observation_space.shape, name="observation")
-    model = keras.Model(observations, layout.build(observations, states, action_space),
+    model = keras.Model(observations, layout.build(observations, states),
                         name=f"cleanrl_{layout.script.removesuffix('.py')}")
     return model, f"CleanRL {layout.script.removesuffix('.py')} network"

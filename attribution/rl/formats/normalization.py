@@ -49,7 +49,8 @@ class ObservationNormalization:
     def fold(self, model: keras.Model) -> keras.Model:
         """A model of raw observations: this normalisation, then ``model``."""
         observations = keras.Input(model.inputs[0].shape[1:], name="raw_observation")
-        x = keras.layers.Normalization(mean=self.mean, variance=self.var + self.epsilon)(observations)
+        axes = tuple(range(1, 1 + self.mean.ndim))  # a mean and variance per feature, whatever the shape
+        x = keras.layers.Normalization(axis=axes, mean=self.mean, variance=self.var + self.epsilon)(observations)
         # clip(x, -c, c) with built-in layers only: relu(x + c, max 2c) - c
         x = keras.layers.Rescaling(1.0, offset=self.clip)(x)
         x = keras.layers.ReLU(max_value=2 * self.clip)(x)

@@ -37,6 +37,7 @@ from attribution.rl.archives import STATE_DICT_LIMITS, ArchiveError, CheckedArch
 from attribution.rl.errors import PolicyError
 
 MAX_STATE_DICTS = 8  # in one file: a tuple of them, as CleanRL's TD3 saves
+MAX_KEYS = 4096      # tensors in one state_dict: far more than any policy network has
 # storage class -> (the dtype of its bytes in data/<key>, what messages call its values)
 STORAGES = {"torch.DoubleStorage": ("<f8", "float64"), "torch.FloatStorage": ("<f4", "float32"),
             "torch.HalfStorage": ("<f2", "float16"), "torch.BFloat16Storage": ("<u2", "bfloat16"),
@@ -176,7 +177,11 @@ def _array(key: str, tensor: _Tensor, values: np.ndarray, budget: int) -> np.nda
             and len(size) == len(stride)):
         raise _Refused(f"tensor {key!r} has offset {_show(offset)}, size {_show(size)} and stride {_show(stride)}; "
                        "expected integers >= 0, at most 64 sizes and as many strides")
-    n_bytes = math.prod(max(n, 1) for n in size) * values.itemsize  # as if no axis were empty
+    if any(step == 0 and n > 1 for n, step in zip(size, stride, strict=True)):
+        raise _Refused(f"tensor {key!r} repeats its values along an axis (size {size}, stride {stride}); "
+                       "a state_dict's tensors have values of their own")
+    # as if no axis were empty, and as float32 at least (what the model is built from)
+    n_bytes = math.prod(max(n, 1) for n in size) * max(values.itemsize, 4)
     if n_bytes > budget:
         raise _Refused(f"tensor {key!r} (size {_show(size)}) would take {n_bytes:,} bytes, and a state_dict may "
                        f"take at most {STATE_DICT_LIMITS.max_total_bytes:,} in all")
@@ -213,6 +218,8 @@ def _read(archive: CheckedArchive) -> list[dict[str, np.ndarray]]:
     for state, found in zip(states, arrays, strict=True):
         if not isinstance(state, dict):
             raise _Refused(f"its pickle holds {_what(state)}; a state_dict is a dict of tensors")
+        if len(state) > MAX_KEYS:
+            raise _Refused(f"it holds {len(state):,} tensors; a policy's state_dict holds at most {MAX_KEYS:,}")
         for key, tensor in state.items():
             if type(key) is not str:
                 raise _Refused(f"it has a key of type {type(key).__name__}; a state_dict's keys are str")
@@ -221,7 +228,7 @@ def _read(archive: CheckedArchive) -> list[dict[str, np.ndarray]]:
             if tensor.storage.key not in loaded:
                 loaded[tensor.storage.key] = _values(archive, folder, tensor.storage)
             found[key] = _array(key, tensor, loaded[tensor.storage.key], budget)
-            budget -= found[key].nbytes
+            budget -= found[key].size * max(found[key].itemsize, 4)
     return arrays
 
 
