@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import gymnasium as gym
 import keras
 import numpy as np
 import onnx
@@ -15,7 +16,7 @@ from onnx import TensorProto, helper, numpy_helper
 from attribution.engine import backend
 from attribution.rl.errors import PolicyError
 from attribution.rl.formats import onnx_model
-from attribution.rl.formats.onnx_model import check_against_onnxruntime, load_onnx
+from attribution.rl.formats.onnx_model import check_against_onnxruntime, load_onnx, load_onnx_policy
 
 FOREIGN = Path(__file__).parent / "data" / "foreign"
 
@@ -229,7 +230,8 @@ def test_jax_gives_the_numbers_tensorflow_gives(rng, tmp_path):
         np.testing.assert_allclose(on_jax[key], value, rtol=1e-5, atol=1e-5, err_msg=key)
 
 
-def test_a_keras_model_that_differs_from_the_file_is_caught(rng):
+def test_a_keras_model_that_differs_from_the_file_is_caught(rng, monkeypatch):
+    monkeypatch.setattr(onnx_model, "CHECK_ROWS", 3)  # two runs: 3 rows, then 1
     data, observations = mlp(rng), rng.normal(size=(4, 4)).astype(np.float32)
     model, _ = load_onnx(data, "policy", (4,), heads=("logits", "value"))
     dense = [layer for layer in model.layers if isinstance(layer, keras.layers.Dense)][1]  # the "pi" Gemm
@@ -312,6 +314,23 @@ def refused(name):
     if name == "a grouped convolution":
         nodes = [node("Conv", ["obs", "k"], ["out"], group=2)]
         return graph_bytes(nodes, [None, 2, 5, 5], ["out"], {"k": np.ones((2, 1, 3, 3), np.float32)}), (2, 5, 5)
+    if name == "a cast without 'to'":
+        return graph_bytes([node("Cast", ["obs"], ["out"])], [None, 4], ["out"]), (4,)
+    if name == "a cast of constants without 'to'":
+        nodes = [node("Cast", ["w"], ["w32"]), node("Gemm", ["obs", "w32"], ["out"], transB=1)]
+        return graph_bytes(nodes, [None, 4], ["out"], w), (4,)
+    if name == "a concat without 'axis'":
+        return graph_bytes([node("Concat", ["obs", "obs"], ["out"])], [None, 4], ["out"]), (4,)
+    if name == "an axis given as a float":
+        return graph_bytes([node("Concat", ["obs", "obs"], ["out"], axis=1.0)], [None, 4], ["out"]), (4,)
+    if name == "a Constant without a value":
+        nodes = [node("Constant", [], ["c"]), node("Add", ["obs", "c"], ["out"])]
+        return graph_bytes(nodes, [None, 4], ["out"]), (4,)
+    if name == "an initializer whose dims say 10 but holds 2 values":
+        model = onnx.load_model_from_string(graph_bytes([node("Add", ["obs", "b"], ["out"])], [None, 10], ["out"]))
+        model.graph.initializer.append(TensorProto(name="b", data_type=TensorProto.FLOAT, dims=[10],
+                                                   float_data=[1.0, 2.0]))
+        return model.SerializeToString(), (10,)
     raise AssertionError(name)
 
 
@@ -336,6 +355,12 @@ REFUSALS = {
     "an output that ignores the observation": r"output 'out' does not depend on the observation",
     "a cast to double": r"casts to DOUBLE; expected float",
     "a grouped convolution": r"group = 2; expected 1",
+    "a cast without 'to'": r"the Cast node making 'out' has no attribute 'to', which Cast requires",
+    "a cast of constants without 'to'": r"the Cast node making 'w32' has no attribute 'to', which Cast requires",
+    "a concat without 'axis'": r"the Concat node making 'out' has no attribute 'axis', which Concat requires",
+    "an axis given as a float": r"has the attribute 'axis' as FLOAT; expected INT",
+    "a Constant without a value": r"the Constant node making 'c' could not be folded",
+    "an initializer whose dims say 10 but holds 2 values": r"the initializer 'b' could not be read: cannot reshape",
 }
 
 
@@ -344,6 +369,152 @@ def test_files_outside_the_allowlist_are_refused_with_the_reason(name):
     data, observation_shape = refused(name)
     with pytest.raises(PolicyError, match=REFUSALS[name]):
         load_onnx(data, "policy", observation_shape)
+
+
+def hostile(name):
+    """(bytes, observation shape) for small files that ask for big constants, tensors or graphs."""
+    node, gemm = helper.make_node, helper.make_node("Gemm", ["obs", "w"], ["out"], transB=1)
+    w = {"w": np.ones((2, 4), np.float32)}
+    if name == "a Max of constants broadcast to 600 cubed":  # 7 KB: 864 MB folded
+        constants = {"a": np.ones((600, 1, 1), np.float32), "b": np.ones((1, 600, 1), np.float32),
+                     "c": np.ones((1, 1, 600), np.float32), **w}
+        return graph_bytes([node("Max", ["a", "b", "c"], ["big"]), gemm], [None, 4], ["out"], constants), (4,)
+    if name == "a MatMul of constants, (16000, 1) @ (1, 16000)":
+        constants = {"a": np.ones((16000, 1), np.float32), "b": np.ones((1, 16000), np.float32), **w}
+        return graph_bytes([node("MatMul", ["a", "b"], ["big"]), gemm], [None, 4], ["out"], constants), (4,)
+    if name == "a Conv of constants":
+        constants = {"x": np.ones((1, 1, 3, 3), np.float32), "k": np.ones((1, 1, 1, 1), np.float32), **w}
+        return graph_bytes([node("Conv", ["x", "k"], ["big"]), gemm], [None, 4], ["out"], constants), (4,)
+    if name == "a Concat of one constant 4000 times":
+        nodes = [node("Concat", ["c"] * 4000, ["big"], axis=0), gemm]
+        return graph_bytes(nodes, [None, 4], ["out"], {"c": np.ones(1000, np.float32), **w}), (4,)
+    if name == "a Concat of constants of 64 x 70000 numbers":
+        nodes = [node("Concat", ["c"] * 64, ["big"], axis=0), gemm]
+        return graph_bytes(nodes, [None, 4], ["out"], {"c": np.ones(70000, np.float32), **w}), (4,)
+    if name == "a 2-D Gather of constants":  # (1200 indices) x 4096
+        constants = {"data": np.ones((2, 4096), np.float32), "picks": np.zeros((40, 30), np.int64), **w}
+        return graph_bytes([node("Gather", ["data", "picks"], ["big"]), gemm], [None, 4], ["out"], constants), (4,)
+    if name == "Concat of the observation 2000 times, twice":  # 16M numbers per example
+        nodes = [node("Concat", ["obs"] * 2000, ["c1"], axis=1), node("Concat", ["c1"] * 2000, ["out"], axis=1)]
+        return graph_bytes(nodes, [None, 4], ["out"]), (4,)
+    if name == "Concat of the observation 64 times, then again to 5 million numbers per example":
+        nodes = [node("Concat", ["obs"] * 64, ["c1"], axis=1), node("Concat", ["c1"] * 64, ["c2"], axis=1),
+                 node("Concat", ["c2"] * 64, ["c3"], axis=1), node("Concat", ["c3"] * 5, ["out"], axis=1)]
+        return graph_bytes(nodes, [None, 4], ["out"]), (4,)
+    if name == "a Conv padded to 9 million numbers per example":
+        nodes = [node("Conv", ["obs", "k"], ["out"], strides=[3000, 3000], pads=[1500, 1500, 1500, 1500])]
+        return graph_bytes(nodes, [None, 1, 2, 2], ["out"], {"k": np.ones((1, 1, 1, 1), np.float32)}), (1, 2, 2)
+    if name == "4097 nodes":
+        return graph_bytes([node("Relu", ["obs"], [f"h{i}"]) for i in range(4097)], [None, 4], ["h0"]), (4,)
+    if name == "a chain of 1000 Relu nodes":  # 17 KB
+        nodes = [node("Relu", [f"h{i - 1}" if i else "obs"], [f"h{i}"]) for i in range(1000)]
+        return graph_bytes(nodes, [None, 4], ["h999"]), (4,)
+    raise AssertionError(name)
+
+
+HOSTILE = {
+    "a Max of constants broadcast to 600 cubed":
+        r"the Max node making 'big' would fold constants into 216,000,000 numbers; the limit is 4,194,304\.",
+    "a MatMul of constants, (16000, 1) @ (1, 16000)":
+        r"the MatMul node making 'big' computes with constants of \[16000, 16000\] numbers; expected the exporter "
+        r"to fold MatMul of constants \(here, only MatMul and Gemm of up to 1,024 numbers each",
+    "a Conv of constants": r"the Conv node making 'big' computes with constants of \[9, 1\] numbers; expected the "
+                           r"exporter to fold Conv",
+    "a Concat of one constant 4000 times": r"the Concat node making 'big' has 4,000 inputs; nodes with up to 64",
+    "a Concat of constants of 64 x 70000 numbers":
+        r"the Concat node making 'big' would fold constants into 4,480,000 numbers",
+    "a 2-D Gather of constants": r"the Gather node making 'big' would fold constants into 4,915,200 numbers",
+    "Concat of the observation 2000 times, twice": r"the Concat node making 'c1' has 2,000 inputs",
+    "Concat of the observation 64 times, then again to 5 million numbers per example":
+        r"the Concat node making 'out' gives shape \(None, 5242880\): per example, 5,242,880 numbers; "
+        r"the limit is 4,194,304\.",
+    "a Conv padded to 9 million numbers per example":
+        r"the Conv node making 'out' pads its input to shape \(None, 3002, 3002, 1\): per example, 9,012,004",
+    "4097 nodes": r"the graph has 4,097 nodes; graphs of up to 4,096",
+    "a chain of 1000 Relu nodes":
+        r"the Relu node making 'h256' is 257 nodes deep; graphs with paths of up to 256 nodes are translated",
+}
+
+
+@pytest.mark.parametrize("name", HOSTILE)
+def test_small_files_that_ask_for_big_constants_tensors_or_graphs_are_refused_before_allocating(name):
+    data, observation_shape = hostile(name)
+    assert len(data) < 400_000
+    with pytest.raises(PolicyError, match=HOSTILE[name]):
+        load_onnx(data, "policy", observation_shape)
+
+
+def test_tiny_products_of_constants_are_folded(rng):
+    """(2, 3) @ (3, 4) and a Gemm of constants, folded, then added to obs (batch, 4)."""
+    nodes = [helper.make_node("MatMul", ["a", "b"], ["ab"]), helper.make_node("Gemm", ["a", "b", "c"], ["g"]),
+             helper.make_node("Add", ["obs", "ab"], ["s"]), helper.make_node("Add", ["s", "g"], ["out"])]
+    constants = {"a": weights(rng, 2, 3), "b": weights(rng, 3, 4), "c": weights(rng, 4)}
+    translated(graph_bytes(nodes, [None, 2, 4], ["out"], constants), (2, 4), rng.normal(size=(3, 2, 4)))
+
+
+def test_the_numbers_held_by_all_folded_constants_and_tensors_together_are_bounded(rng, monkeypatch):
+    data = mlp(rng)  # obs (batch, 4) -> h (batch, 16), t (16), pi (2), v (1): 35 numbers per example, weights apart
+    load_onnx(data, "policy", (4,))
+    monkeypatch.setattr(onnx_model, "MAX_HELD", 34)
+    held = r"the Gemm node making 'v' brings the numbers the translation holds \(folded constants, and every tensor"
+    with pytest.raises(PolicyError, match=held + r" per example\) to 35; the limit is 34\."):
+        load_onnx(data, "policy", (4,))
+    nodes = [helper.make_node("Mul", ["a", "a"], ["a2"]), helper.make_node("Add", ["obs", "a2"], ["out"])]
+    with pytest.raises(PolicyError, match=r"the Mul node making 'a2' brings .* to 40; the limit is 34"):
+        load_onnx(graph_bytes(nodes, [None, 4], ["out"], {"a": np.ones((10, 4), np.float32)}), "policy", (4,))
+
+
+def test_a_graph_too_deep_for_keras_within_the_depth_limit_is_refused():
+    """Each Max of 64 inputs makes 63 Keras operations, one after another: a few dozen overflow the recursion."""
+    n = sys.getrecursionlimit() // 63 + 2
+    nodes = [helper.make_node("Max", [f"h{i - 1}" if i else "obs"] * 64, [f"h{i}"]) for i in range(n)]
+    with pytest.raises(PolicyError, match=rf"the graph \({n} nodes\) is too deep for Keras to build a model of"):
+        load_onnx(graph_bytes(nodes, [None, 4], [f"h{n - 1}"]), "policy", (4,))
+
+
+def two_gemms(rng, outputs) -> bytes:
+    """obs (batch, 4) -> Gemm -> outputs[0] (batch, 2) and, with a second name, Gemm -> outputs[1] (batch, 1)."""
+    nodes = [helper.make_node("Gemm", ["obs", f"w{i}"], [name], transB=1) for i, name in enumerate(outputs)]
+    constants = {"w0": weights(rng, 2, 4), "w1": weights(rng, 1, 4)}
+    return graph_bytes(nodes, [None, 4], outputs, {f"w{i}": constants[f"w{i}"] for i in range(len(outputs))})
+
+
+@pytest.mark.parametrize("outputs, action_space, heads", [
+    (["pi"], gym.spaces.Discrete(2), ["logits"]),
+    (["q_values"], gym.spaces.Discrete(2), ["q_values"]),
+    (["actor"], gym.spaces.Box(-1, 1, (2,)), ["mean"]),
+    (["logits", "value"], gym.spaces.Discrete(2), ["logits", "value"]),
+    (["mean", "value"], gym.spaces.Box(-1, 1, (2,)), ["mean", "value"]),
+])
+def test_load_onnx_policy_names_the_heads_and_checks_256_seeded_observations(outputs, action_space, heads, rng,
+                                                                            tmp_path, monkeypatch):
+    path = tmp_path / "policy.onnx"
+    path.write_bytes(two_gemms(rng, outputs))
+    checked = []
+
+    def check(*args):
+        checked.append(args)
+        check_against_onnxruntime(*args)
+
+    monkeypatch.setattr(onnx_model, "check_against_onnxruntime", check)
+    model, description = load_onnx_policy(path, gym.spaces.Box(-3, 3, (4,), np.float32), action_space)
+    assert list(model.output) == heads and model.name == "policy.onnx"
+    assert description.startswith(f"ONNX, opset 17, {len(outputs)} nodes: Gemm;")
+    ((source, checked_model, observations, tolerance),) = checked
+    space = gym.spaces.Box(-3, 3, (4,), np.float32)
+    space.seed(0)
+    np.testing.assert_array_equal(observations, np.stack([space.sample() for _ in range(256)]))
+    assert checked_model is model and tolerance == 1e-4
+
+
+def test_load_onnx_policy_refuses_several_outputs_named_otherwise(rng, tmp_path):
+    path = tmp_path / "policy.onnx"
+    path.write_bytes(two_gemms(rng, ["pi", "v"]))
+    with pytest.raises(PolicyError, match=r"policy.onnx has outputs \['pi', 'v'\]; with more than one, name them "
+                                          r"after the heads this app reads: 'logits' and 'value' \(or 'q_values'"):
+        load_onnx_policy(path, gym.spaces.Box(-3, 3, (4,), np.float32), gym.spaces.Discrete(2))
+    with pytest.raises(PolicyError, match=r"heads this app reads: 'mean' and 'value'"):
+        load_onnx_policy(path, gym.spaces.Box(-3, 3, (4,), np.float32), gym.spaces.Box(-1, 1, (2,)))
 
 
 def test_heads_must_name_each_output_and_big_files_are_refused(rng, tmp_path, monkeypatch):

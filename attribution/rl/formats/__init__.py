@@ -20,12 +20,8 @@ from pathlib import Path
 
 import gymnasium as gym
 import keras
-import numpy as np
 
 from attribution.rl.errors import PolicyError
-
-ONNX_CHECK_STATES = 256   # observations an ONNX translation is compared with onnxruntime on
-ONNX_TOLERANCE = 1e-4     # the largest difference of any output allowed there
 
 
 def _keras(path: Path, observation_space, action_space):
@@ -48,20 +44,9 @@ def _cleanrl(path: Path, observation_space, action_space):
 
 
 def _onnx(path: Path, observation_space, action_space):
-    from attribution.rl.formats.onnx_model import check_against_onnxruntime, load_onnx
+    from attribution.rl.formats.onnx_model import load_onnx_policy
 
-    model, description = load_onnx(path, path.name, tuple(observation_space.shape))
-    actor = "mean" if isinstance(action_space, gym.spaces.Box) else "logits"
-    outputs = model.output  # {the graph's output name: tensor}
-    if len(outputs) == 1:  # one output is the actor
-        model = keras.Model(model.inputs, {actor: next(iter(outputs.values()))}, name=model.name)
-    elif not set(outputs) <= {actor, "value", "q_values"}:
-        raise PolicyError(f"{path.name} has outputs {sorted(outputs)}; with more than one, name them after the heads "
-                          f"this app reads: {actor!r} and 'value' (or 'q_values' alone).")
-    observation_space.seed(0)
-    samples = np.stack([observation_space.sample() for _ in range(ONNX_CHECK_STATES)]).astype(np.float32)
-    check_against_onnxruntime(path, model, samples, ONNX_TOLERANCE)
-    return model, description
+    return load_onnx_policy(path, observation_space, action_space)
 
 
 READERS = {".keras": _keras, ".zip": _sb3, ".cleanrl_model": _cleanrl, ".onnx": _onnx}

@@ -121,4 +121,7 @@ def load_cleanrl(states: list[dict[str, np.ndarray]], name: str, observation_spa
     observations = keras.Input(observation_space.shape, name="observation")
     model = keras.Model(observations, layout.build(observations, states),
                         name=f"cleanrl_{layout.script.removesuffix('.py')}")
-    return model, f"CleanRL {layout.script.removesuffix('.py')} network"
+    description = f"CleanRL {layout.script.removesuffix('.py')} network"
+    if layout.script == "ppo_continuous_action.py":  # trained behind NormalizeObservation, whose numbers it lacks
+        description += " (its script normalises observations: upload the statistics as a normalisation file)"
+    return model, description

@@ -24,6 +24,14 @@ A node whose inputs are all constants is folded with ONNX's reference implementa
 Every tensor that depends on the observation keeps the batch as its first axis: an operator that
 would move the batch, mix examples or compute with the batch size is refused.
 
+Sizes are bounded before anything is computed or allocated, so a small file cannot ask for gigabytes:
+at most MAX_NODES nodes, MAX_INPUTS inputs to a node and MAX_DEPTH nodes on any path (deeper graphs
+overflow the recursion of Keras's model building); a folded constant's size is worked out from its
+inputs' shapes before folding, and it and every tensor per example hold at most MAX_ELEMENTS numbers,
+MAX_HELD all together. MatMul and Gemm of constants are folded only when both are tiny (MAX_TINY
+numbers each), Conv of constants never: exporters fold those themselves. The comparison with
+onnxruntime runs CHECK_ROWS observations at a time.
+
 Layout: ONNX images are NCHW and Keras's Conv2D runs channels-last on the CPU, so a convolution's
 input is permuted to NHWC and its output back to NCHW, where Flatten and Reshape see ONNX's order.
 Convolutions and the activations between them stay channels-last: their NCHW twins are only built
@@ -34,9 +42,11 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 from collections.abc import Callable
 from pathlib import Path
 
+import gymnasium as gym
 import keras
 import numpy as np
 import onnx
@@ -45,6 +55,15 @@ from onnx.reference import ReferenceEvaluator
 from attribution.rl.errors import PolicyError
 
 MAX_BYTES = 512 * 2**20
+MAX_NODES = 4096           # nodes in the graph
+MAX_INPUTS = 64            # inputs of one node
+MAX_DEPTH = 256            # nodes on the longest path through the graph
+MAX_ELEMENTS = 2**22       # numbers in one folded constant, or in one tensor per example
+MAX_HELD = 2**24           # numbers in all folded constants and all tensors (per example) together
+MAX_TINY = 2**10           # numbers in each factor of a MatMul or Gemm of constants that is folded
+CHECK_ROWS = 16            # observations run through onnxruntime and Keras at a time
+ONNX_CHECK_STATES = 256    # observations load_onnx_policy compares a translation with onnxruntime on
+ONNX_TOLERANCE = 1e-4      # the largest difference of any output allowed there
 MIN_OPSET = 9
 BATCH = np.int64(-(2**62))  # a Shape node's value for the batch size, which the file does not fix
 SHAPE_OPS = {"Identity", "Gather", "Squeeze", "Unsqueeze", "Concat", "Slice"}  # may carry BATCH along
@@ -59,6 +78,7 @@ class _Graph:
     static_batch: bool  # the file fixes the batch at 1, so a leading 1 in a Reshape target is the batch
     values: dict[str, np.ndarray | keras.KerasTensor]
     channels_last: dict[str, keras.KerasTensor] = dataclasses.field(default_factory=dict)  # NHWC twins
+    held: int = 0  # numbers in the folded constants and in every tensor per example, as counted by _hold
 
 
 def load_onnx(source, name: str, observation_shape: tuple[int, ...],
@@ -74,7 +94,7 @@ def load_onnx(source, name: str, observation_shape: tuple[int, ...],
         raise PolicyError(f"the graph has outputs {names}; heads {list(heads)} must name each once, in order.")
 
     inputs = keras.Input(tuple(observation_shape), dtype="float32", name="observation")
-    constants = {tensor.name: onnx.numpy_helper.to_array(tensor) for tensor in graph.initializer}
+    constants = {tensor.name: _initializer(tensor) for tensor in graph.initializer}
     cx = _Graph(opset, _fixed_batch(observation), constants)
     cx.values[observation.name] = inputs
     for node in graph.node:
@@ -86,41 +106,84 @@ def load_onnx(source, name: str, observation_shape: tuple[int, ...],
             raise PolicyError(f"the graph's output {output!r} does not depend on the observation; expected a tensor "
                               "computed from it.")
         outputs[head] = cx.values[output]
-    return keras.Model(inputs, outputs, name=name), _describe(proto, opset)
+    try:
+        model = keras.Model(inputs, outputs, name=name)
+    except RecursionError as error:  # MAX_DEPTH counts nodes; a Max of 64 inputs makes 63 Keras operations
+        raise PolicyError(f"the graph ({len(graph.node)} nodes) is too deep for Keras to build a model of; expected "
+                          "fewer operations one after another.") from error
+    return model, _describe(proto, opset)
+
+
+def load_onnx_policy(path, observation_space: gym.spaces.Box, action_space: gym.Space) -> tuple[keras.Model, str]:
+    """The ONNX file at ``path`` as a Keras model from observations (batch, *observation_space.shape) to the heads
+    this app reads, checked against onnxruntime on ONNX_CHECK_STATES observations sampled with seed 0; and a
+    one-line description of the file.
+
+    One output is the actor: "mean" for a Box action space, else "logits", or "q_values" where the graph names it
+    so. Several outputs keep their names, which must be among the actor, "value" and "q_values"."""
+    path = Path(path)
+    data = _read(path)
+    names = [output.name for output in _parse(data).graph.output]
+    actor = "mean" if isinstance(action_space, gym.spaces.Box) else "logits"
+    if len(names) == 1:
+        heads = ["q_values" if names == ["q_values"] else actor]
+    elif set(names) <= {actor, "value", "q_values"}:
+        heads = names
+    else:
+        raise PolicyError(f"{path.name} has outputs {sorted(names)}; with more than one, name them after the heads "
+                          f"this app reads: {actor!r} and 'value' (or 'q_values' alone).")
+    model, description = load_onnx(data, path.name, tuple(observation_space.shape), tuple(heads))
+    observation_space.seed(0)
+    samples = np.stack([observation_space.sample() for _ in range(ONNX_CHECK_STATES)]).astype(np.float32)
+    check_against_onnxruntime(data, model, samples, ONNX_TOLERANCE)
+    return model, description
 
 
 def check_against_onnxruntime(source, model: keras.Model, observations: np.ndarray, tolerance: float = 1e-4) -> None:
-    """Run onnxruntime and ``model`` on observations (N, *obs_shape); raise PolicyError naming the first output
-    (in the graph's order) where they differ by more than ``tolerance``."""
+    """Run onnxruntime and ``model`` on observations (N, *obs_shape), CHECK_ROWS at a time; raise PolicyError naming
+    the first output (in the graph's order) where they differ by more than ``tolerance``."""
     import onnxruntime
 
     data = _read(source)
     proto = _parse(data)
     _vet(proto)  # onnxruntime would read external data files
     observation = _observation_input(proto.graph, tuple(model.input_shape[1:]))
-    rows = np.asarray(observations).astype(onnx.helper.tensor_dtype_to_np_dtype(_input_type(observation.type)))
+    dtype = onnx.helper.tensor_dtype_to_np_dtype(_input_type(observation.type))
+    step = 1 if _fixed_batch(observation) else CHECK_ROWS  # with a batch fixed at 1, onnxruntime takes one row
     try:
         session = onnxruntime.InferenceSession(data, providers=["CPUExecutionProvider"])
-        if _fixed_batch(observation):  # onnxruntime takes one row at a time
-            runs = [session.run(None, {observation.name: rows[i:i + 1]}) for i in range(len(rows))]
-            expected = [np.concatenate(parts) for parts in zip(*runs, strict=True)]
-        else:
-            expected = session.run(None, {observation.name: rows})
     except Exception as error:  # onnxruntime's own error classes, from its compiled module
-        raise PolicyError(f"onnxruntime could not run the file: {error}") from error
-    found = model(np.asarray(observations, np.float32))
-    heads = list(found) if isinstance(found, dict) else [None]
-    if len(heads) != len(expected):
-        raise PolicyError(f"the ONNX graph has {len(expected)} outputs; the Keras model has {len(heads)}.")
-    for head, output, reference in zip(heads, session.get_outputs(), expected, strict=True):
-        value = np.asarray(found[head] if head is not None else found)
-        label = f"output {output.name!r}" + (f" (head {head!r})" if head not in (None, output.name) else "")
-        if value.shape != reference.shape:
-            raise PolicyError(f"{label}: onnxruntime gives shape {reference.shape}; the Keras model {value.shape}.")
-        difference = float(np.max(np.abs(value.astype(np.float64) - reference), initial=0.0))
+        raise PolicyError(f"onnxruntime could not load the file: {error}") from error
+    graph_outputs = session.get_outputs()
+    heads = [None] * len(graph_outputs)  # the model's name for each output, once it has run
+    worst = np.zeros(len(graph_outputs))  # the largest difference of each output so far; NaN once one is NaN
+    for start in range(0, len(observations), CHECK_ROWS):
+        rows = np.asarray(observations[start:start + CHECK_ROWS], np.float32)
+        try:
+            runs = [session.run(None, {observation.name: rows[i:i + step].astype(dtype)})
+                    for i in range(0, len(rows), step)]
+        except Exception as error:  # as above
+            raise PolicyError(f"onnxruntime could not run the file: {error}") from error
+        expected = [np.concatenate(parts) for parts in zip(*runs, strict=True)]
+        found = model(rows)
+        heads = list(found) if isinstance(found, dict) else [None]
+        if len(heads) != len(expected):
+            raise PolicyError(f"the ONNX graph has {len(expected)} outputs; the Keras model has {len(heads)}.")
+        for k, (head, output, reference) in enumerate(zip(heads, graph_outputs, expected, strict=True)):
+            value = np.asarray(found[head] if head is not None else found)
+            if value.shape != reference.shape:
+                raise PolicyError(f"{_output_label(output.name, head)}: onnxruntime gives shape {reference.shape}; "
+                                  f"the Keras model {value.shape}.")
+            worst[k] = np.maximum(worst[k], np.max(np.abs(value.astype(np.float64) - reference), initial=0.0))
+    for head, output, difference in zip(heads, graph_outputs, worst, strict=True):
         if not difference <= tolerance:
-            raise PolicyError(f"{label} differs from onnxruntime by up to {difference:.3g}; "
-                              f"expected at most {tolerance:g}.")
+            raise PolicyError(f"{_output_label(output.name, head)} differs from onnxruntime by up to "
+                              f"{difference:.3g}; expected at most {tolerance:g}.")
+
+
+def _output_label(output: str, head: str | None) -> str:
+    """"output 'pi' (head 'logits')", or "output 'pi'" where the head is the output's own name."""
+    return f"output {output!r}" + (f" (head {head!r})" if head not in (None, output) else "")
 
 
 # --- reading and vetting the file: nothing is translated before the whole file has passed ---
@@ -150,18 +213,24 @@ def _parse(data: bytes) -> onnx.ModelProto:
 
 
 def _vet(proto: onnx.ModelProto) -> int:
-    """Refuse anything outside the allowlist, before any of the file is used; return the opset."""
+    """Refuse anything outside the allowlist or the limits on the graph's size, before any of the file is used;
+    return the opset."""
     if proto.functions:
         raise PolicyError(f"the file defines functions ({', '.join(f.name for f in proto.functions)}); "
                           "model-local functions are never translated.")
     graph = proto.graph
     if graph.sparse_initializer:
         raise PolicyError("the graph has sparse initializers; expected dense tensors.")
+    if len(graph.node) > MAX_NODES:
+        raise PolicyError(f"the graph has {len(graph.node):,} nodes; graphs of up to {MAX_NODES:,} are translated.")
     tensors = [*graph.initializer]
     for node in graph.node:
         if node.domain not in ("", "ai.onnx"):
             raise PolicyError(f"{_label(node)} is in the domain {node.domain!r}; only the default ONNX domain "
                               "is translated.")
+        if len(node.input) > MAX_INPUTS:
+            raise PolicyError(f"{_label(node)} has {len(node.input):,} inputs; nodes with up to {MAX_INPUTS} are "
+                              "translated.")
         for attribute in node.attribute:
             if attribute.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS):
                 raise PolicyError(f"{_label(node)} holds a subgraph; control flow (If, Loop, Scan) is never "
@@ -177,7 +246,34 @@ def _vet(proto: onnx.ModelProto) -> int:
     if refused:
         raise PolicyError(f"the graph uses operators outside the allowlist: {', '.join(refused)}. "
                           f"Allowed: {', '.join(sorted(OPERATORS))}.")
-    return _opset(proto)
+    opset = _opset(proto)
+    for node in graph.node:
+        _vet_attributes(node, opset)
+    _vet_depth(graph)
+    return opset
+
+
+def _vet_attributes(node: onnx.NodeProto, opset: int) -> None:
+    """Refuse a node without an attribute that its operator's schema requires, or with one of the wrong type."""
+    given = {attribute.name: attribute.type for attribute in node.attribute}
+    for name, expected in onnx.defs.get_schema(node.op_type, opset, "").attributes.items():
+        if expected.required and name not in given:
+            raise PolicyError(f"{_label(node)} has no attribute {name!r}, which {node.op_type} requires.")
+        if name in given and given[name] != expected.type.value:
+            found = onnx.AttributeProto.AttributeType.Name(given[name])
+            raise PolicyError(f"{_label(node)} has the attribute {name!r} as {found}; expected {expected.type.name}.")
+
+
+def _vet_depth(graph: onnx.GraphProto) -> None:
+    """Refuse a graph with more than MAX_DEPTH nodes on one path, whose Keras model would overflow the recursion of
+    Keras's model building. Nodes read values made by earlier nodes (a node that does not is refused later)."""
+    depth: dict[str, int] = {}  # value name: nodes on the longest path making it (0 for inputs, initializers)
+    for node in graph.node:
+        here = 1 + max((depth.get(name, 0) for name in node.input), default=0)
+        if here > MAX_DEPTH:
+            raise PolicyError(f"{_label(node)} is {here} nodes deep; graphs with paths of up to {MAX_DEPTH} nodes "
+                              "are translated.")
+        depth.update(dict.fromkeys(node.output, here))
 
 
 def _opset(proto: onnx.ModelProto) -> int:
@@ -231,6 +327,17 @@ def _input_type(value_type: onnx.TypeProto) -> int:
     return dtype
 
 
+def _initializer(tensor: onnx.TensorProto) -> np.ndarray:
+    """An initializer as a NumPy array of numbers; one whose data disagrees with its dims or type is refused."""
+    try:
+        value = onnx.numpy_helper.to_array(tensor)
+    except Exception as error:  # ValueError (dims for more numbers than the data holds), TypeError, KeyError (types)
+        raise PolicyError(f"the initializer {tensor.name!r} could not be read: {error}") from error
+    if value.dtype.kind not in "biuf":
+        raise PolicyError(f"the initializer {tensor.name!r} holds {value.dtype} values; expected numbers.")
+    return value
+
+
 def _describe(proto: onnx.ModelProto, opset: int) -> str:
     """"ONNX, opset 17, 9 nodes: Gemm, Tanh; produced by pytorch 2.13.0"."""
     ops = ", ".join(dict.fromkeys(node.op_type for node in proto.graph.node))
@@ -249,7 +356,7 @@ def _translate(cx: _Graph, node: onnx.NodeProto) -> None:
     attributes = _attributes(node)
     try:
         if all(not isinstance(value, keras.KerasTensor) for value in inputs):
-            outputs = _fold(cx, node, inputs)
+            outputs = _fold(cx, node, inputs, attributes)
         else:
             outputs = OPERATORS[node.op_type](cx, node, inputs, attributes)
     except PolicyError:
@@ -258,22 +365,71 @@ def _translate(cx: _Graph, node: onnx.NodeProto) -> None:
         raise PolicyError(f"{_label(node)} could not be translated: {error}") from error
     outputs = outputs if isinstance(outputs, list) else [outputs]
     for name, value in zip(node.output, outputs, strict=False):
-        if isinstance(value, keras.KerasTensor) and (value.shape[:1] != (None,) or None in value.shape[1:]):
-            raise PolicyError(f"{_label(node)} gives shape {value.shape}; expected the batch first and every "
-                              "other axis fixed.")
+        if isinstance(value, keras.KerasTensor):
+            if value.shape[:1] != (None,) or None in value.shape[1:]:
+                raise PolicyError(f"{_label(node)} gives shape {value.shape}; expected the batch first and every "
+                                  "other axis fixed.")
+            _hold(cx, node, math.prod(value.shape[1:]), f"gives shape {value.shape}: per example,")
         cx.values[name] = value
 
 
-def _fold(cx: _Graph, node: onnx.NodeProto, inputs: list) -> list[np.ndarray]:
-    """A node on constants, run by ONNX's reference implementation."""
+def _hold(cx: _Graph, node: onnx.NodeProto, size: int, what: str) -> None:
+    """Count ``size`` numbers, of one folded constant or of one tensor per example, against MAX_ELEMENTS and,
+    with everything counted before, MAX_HELD; ``what`` says what the node makes, before the size."""
+    if size > MAX_ELEMENTS:
+        raise PolicyError(f"{_label(node)} {what} {size:,} numbers; the limit is {MAX_ELEMENTS:,}.")
+    cx.held += size
+    if cx.held > MAX_HELD:
+        raise PolicyError(f"{_label(node)} brings the numbers the translation holds (folded constants, and every "
+                          f"tensor per example) to {cx.held:,}; the limit is {MAX_HELD:,}.")
+
+
+def _fold(cx: _Graph, node: onnx.NodeProto, inputs: list, attributes: dict) -> list[np.ndarray]:
+    """A node on constants, run by ONNX's reference implementation once the size of its result is known."""
+    if node.op_type == "Identity":
+        return [inputs[0]]  # as it is, without a copy
     if node.op_type not in SHAPE_OPS and any(value is not None and np.any(value == BATCH) for value in inputs):
         raise PolicyError(f"{_label(node)} computes with the batch size; expected it only to be passed to Reshape.")
+    _hold(cx, node, _folded_size(node, inputs, attributes), "would fold constants into")
     names = [name for name in node.input if name]
-    run = ReferenceEvaluator(node, opsets={"": cx.opset})
-    outputs = run.run(None, {name: cx.values[name] for name in names})
+    try:
+        run = ReferenceEvaluator(node, opsets={"": cx.opset})
+        outputs = run.run(None, {name: cx.values[name] for name in names})
+    except Exception as error:  # the reference implementation's errors on a malformed node, of any class
+        raise PolicyError(f"{_label(node)} could not be folded: {error}") from error
     if any(np.asarray(value).dtype.kind not in "biuf" for value in outputs):
         raise PolicyError(f"{_label(node)} makes a non-numeric constant; expected numbers.")
     return [np.asarray(value) for value in outputs]
+
+
+def _folded_size(node: onnx.NodeProto, inputs: list, attributes: dict) -> int:
+    """The number of elements folding ``node`` makes, from the shapes of its constant inputs alone."""
+    shapes = [np.shape(value) for value in inputs if value is not None]
+    op = node.op_type
+    if op in ("MatMul", "Gemm", "Conv"):
+        sizes = [math.prod(shape) for shape in shapes]
+        if op == "Conv" or max(sizes) > MAX_TINY:
+            raise PolicyError(f"{_label(node)} computes with constants of {sizes} numbers; expected the exporter to "
+                              f"fold {op} of constants (here, only MatMul and Gemm of up to {MAX_TINY:,} numbers each "
+                              "are folded).")
+        return sizes[0] * sizes[1]  # (m, k) @ (k, n) has m * n <= (m * k) * (k * n) numbers
+    if op in ("Concat", "Gather"):
+        rank = len(shapes[0])
+        axis = attributes["axis"] if op == "Concat" else attributes.get("axis", 0)
+        if not -rank <= axis < rank:
+            raise PolicyError(f"{_label(node)}: axis {axis} is outside a constant of shape {shapes[0]}.")
+        axis %= rank
+        others = math.prod(shapes[0][:axis]) * math.prod(shapes[0][axis + 1:])
+        if op == "Concat":  # the inputs' lengths along the axis added up
+            return others * sum(shape[axis] for shape in shapes)
+        return others * math.prod(shapes[1])  # the axis replaced by the indices' shape
+    if not shapes:
+        return 0  # Constant: its value comes from the file, which MAX_BYTES bounds
+    if op == "Shape":
+        return len(shapes[0])
+    if op in ("Flatten", "Reshape", "Transpose", "Squeeze", "Unsqueeze", "Slice", "Cast"):
+        return math.prod(shapes[0])  # at most as many as the data
+    return math.prod(np.broadcast_shapes(*shapes))  # elementwise operators, Clip, Softmax: NumPy's broadcasting
 
 
 def _label(node: onnx.NodeProto) -> str:
@@ -365,6 +521,7 @@ def _conv(cx, node, inputs, attributes):
     h = keras.layers.Permute((2, 3, 1))(x) if h is None else h
     if top or left or bottom or right:
         h = keras.layers.ZeroPadding2D(((top, bottom), (left, right)), data_format="channels_last")(h)
+        _hold(cx, node, math.prod(h.shape[1:]), f"pads its input to shape {h.shape}: per example,")
     layer = keras.layers.Conv2D(kernel.shape[0], kernel.shape[2:], strides=tuple(attributes.get("strides", (1, 1))),
                                 dilation_rate=tuple(attributes.get("dilations", (1, 1))), padding="valid",
                                 data_format="channels_last", use_bias=bias is not None)
