@@ -54,7 +54,7 @@ def test_the_driving_sidecar_says_how_it_was_trained_how_good_it_is_and_how_ofte
 
     driver = load_policy("highway-fast-v0")
     info = driver.info
-    assert info.heads == ("q_values",) and not info.continuous and info.training_method.startswith("DQN")
+    assert info.heads == ("logits", "value") and not info.continuous and info.training_method.startswith("DAgger")
     assert info.eval_episodes == 50 and info.eval_crash_rate <= 0.10 and info.eval_return_mean > 0
     assert info.feature_names == FEATURE_NAMES and driver.observation_shape == (5, 5)
     assert info.action_names == ("change lane left", "keep going", "change lane right", "speed up", "slow down")

@@ -51,3 +51,12 @@ def test_a_short_pixel_training_run_writes_a_loadable_pong_policy(tmp_path):
     assert sidecar["training_method"].startswith("PPO") and len(sidecar["reference_states"]) <= 8
     policy = load_policy_file(tmp_path / "ALE_Pong-v5.keras", "ALE/Pong-v5")
     assert policy.info.heads == ("logits", "value") and policy.info.median_state.shape == (4, 84, 84)
+
+
+def test_a_short_driving_run_writes_a_loadable_policy_with_its_crash_rate(tmp_path):
+    train.main(["highway-fast-v0", "--total-steps", "120", "--eval-episodes", "2", "--out", str(tmp_path)])
+    sidecar = json.loads((tmp_path / "highway-fast-v0.json").read_text())
+    assert sidecar["training_steps"] == 120 and sidecar["training_method"].startswith("DAgger")
+    assert sidecar["eval_crash_rate"] in (0.0, 0.5, 1.0) and sidecar["config"]["rounds"] == 6
+    policy = load_policy_file(tmp_path / "highway-fast-v0.keras", "highway-fast-v0")
+    assert policy.info.heads == ("logits", "value") and policy.info.eval_crash_rate == sidecar["eval_crash_rate"]

@@ -22,7 +22,7 @@ import numpy as np  # noqa: E402
 
 from attribution.rl.environments import ENVIRONMENTS  # noqa: E402
 from attribution.rl.policies import POLICY_DIR, policy_from_model, save_policy  # noqa: E402
-from attribution.training.dqn import DQNConfig, train_dqn  # noqa: E402
+from attribution.training.dagger import DAggerConfig, train_dagger  # noqa: E402
 from attribution.training.evaluate import crash_rate, evaluate  # noqa: E402
 from attribution.training.ppo import PPOConfig, train_ppo  # noqa: E402
 from attribution.training.ppo_pixels import PixelPPOConfig, train_ppo_pixels  # noqa: E402
@@ -32,15 +32,16 @@ N_REFERENCE_STATES = 256
 N_IMAGE_REFERENCE_STATES = 8     # each (4, 84, 84): the sidecar keeps a few, and the median of all it saw
 IMAGE_KEEP_EVERY = 25            # image evaluations keep every 25th state, not every one
 
-TRAINERS = {PPOConfig: train_ppo, TD3Config: train_td3, PixelPPOConfig: train_ppo_pixels, DQNConfig: train_dqn}
+TRAINERS = {PPOConfig: train_ppo, TD3Config: train_td3, PixelPPOConfig: train_ppo_pixels, DAggerConfig: train_dagger}
 METHODS = {
     PPOConfig: "PPO (proximal policy optimisation) on the environment's reward",
     TD3Config: "TD3 (twin delayed DDPG) on the environment's reward",
     PixelPPOConfig: "PPO on the game's score, a small CNN seeing only the stacked frames",
-    DQNConfig: "DQN (deep Q-learning) on the environment's reward, as highway-env's documentation trains it",
+    DAggerConfig: ("DAgger: imitation of a careful rule-based driver (a gap to the car ahead that grows with the "
+                   "closing speed; a free lane, or slowing down, when it is short; keep right)"),
 }
 
-CONFIGS: dict[str, PPOConfig | TD3Config | PixelPPOConfig | DQNConfig] = {
+CONFIGS: dict[str, PPOConfig | TD3Config | PixelPPOConfig | DAggerConfig] = {
     "CartPole-v1": PPOConfig(total_steps=100_000, n_envs=8, n_steps=32, minibatch_size=256, n_epochs=20,
                              gamma=0.98, gae_lambda=0.8, learning_rate=1e-3),
     "LunarLander-v3": PPOConfig(total_steps=1_000_000, n_envs=16, n_steps=1024, minibatch_size=64, n_epochs=4,
@@ -51,9 +52,7 @@ CONFIGS: dict[str, PPOConfig | TD3Config | PixelPPOConfig | DQNConfig] = {
                                 normalize_reward=True),
     "Pendulum-v1": TD3Config(total_steps=30_000),  # see attribution/td3.py for why not PPO
     "ALE/Pong-v5": PixelPPOConfig(),
-    # highway-env's own feature ranges: x within 5 x 40 m/s, y within 3 lanes of 4 m, speeds within 2 x 40 m/s
-    "highway-fast-v0": DQNConfig(total_steps=30_000, gamma=0.9, feature_ranges=(1.0, 200.0, 12.0, 80.0, 80.0),
-                                 crash_penalty=5.0),
+    "highway-fast-v0": DAggerConfig(),  # see attribution/training/dagger.py for why not DQN
 }
 
 
