@@ -262,7 +262,7 @@ def sidebar() -> Settings:
             error = "A and B are the same action: choose two different actions to contrast."
         if policy.info.training_method:
             st.caption(f"How this agent was trained: {policy.info.training_method}.")
-        elif policy.info.description:
+        elif policy.info.source != "shipped":  # a user's file: what it was found to be
             st.caption(f"Loaded from {policy.info.source}: {policy.info.description}.")
         policy_uploader(env_id)
     return Settings(
