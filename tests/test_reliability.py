@@ -214,6 +214,10 @@ def test_no_pickle_on_any_path_a_user_can_feed():
     sources = app_sources()
     for path in sources:
         text = path.read_text()
+        if path.name == "torch_state.py":  # PyTorch files are pickles: an Unpickler that allows a state_dict only
+            assert "class _Unpickler(pickle.Unpickler)" in text and "def find_class" in text
+            assert not re.search(r"pickle\.(loads?|Unpickler\(\w)", text.replace("pickle.Unpickler):", ""))
+            continue
         assert not re.search(r"^\s*(import|from)\s+(c?pickle|joblib|dill)\b", text, re.M), path.name
         assert "allow_pickle=True" not in text and "safe_mode=False" not in text, path.name
         for call in re.findall(r"np\.load\([^)]*\)", text):
