@@ -16,7 +16,7 @@ from attribution.presentation.plots import (
     grouped_bars,
     randomisation_chart,
 )
-from attribution.rl.environments import observation_parts
+from attribution.rl.environments import image_shape, observation_parts
 from pages.common import chosen_policy, explained_model, live_state, page_start, studied_episode, studied_step
 
 
@@ -51,7 +51,7 @@ def run_checks(policy_key: str, kind: str, action_a: int, action_b: int, state: 
     groups = parts.groups(x[None])
     for check in ("baselines", "methods"):  # 28,224 pixel bars say nothing: one bar per object
         found[check] = {name: groups.sums(values[None])[0] for name, values in found[check].items()}
-    image = policy.info.median_state is not None
+    image = image_shape(policy.info.env_id) is not None
     # an object painted over with the empty playfield (its last group, the rest, is left alone); a vehicle
     # taken away leaves an empty slot, all zeros
     background = empty_playfield(policy.info.median_state, reference) if image else np.zeros_like(x)

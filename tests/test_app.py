@@ -480,3 +480,4 @@ def test_trust_checks_a_driving_state_with_each_vehicle_taken_away():
     assert len(verdicts) == 5
     assert any("IG and occlusion rank the objects" in c.value for c in at.caption)
     assert any(m.value.startswith("State: its own speed and place") for m in at.markdown)
+    assert any("over 5 objects" in v for v in verdicts)  # every vehicle slot taken away in turn, none left out
