@@ -235,8 +235,9 @@ def environment_spaces(env_id: str) -> tuple[gym.spaces.Box, gym.Space]:
     return spaces
 
 
-def save_policy(model: keras.Model, env_id: str, out_dir, **metadata) -> Path:
-    """Write ``ENV_ID.keras`` and ``ENV_ID.json`` into ``out_dir``, each atomically (temp file, then rename).
+def save_policy(model: keras.Model, env_id: str, out_dir, name: str | None = None, **metadata) -> Path:
+    """Write ``ENV_ID.keras`` and ``ENV_ID.json`` (or ``name``.keras and .json) into ``out_dir``, each
+    atomically (temp file, then rename).
 
     ``metadata`` holds the sidecar's fields: seed, training_steps, eval_return_mean, eval_return_std,
     eval_episodes, action_log_std, reference_states, median_state, training_method, config.
@@ -255,7 +256,7 @@ def save_policy(model: keras.Model, env_id: str, out_dir, **metadata) -> Path:
         "action_names": list(action_names(env_id, n_actions)),
         "heads": list(heads), **{key: _jsonable(value) for key, value in metadata.items()},
     }
-    target = out_dir / policy_file_name(env_id)
+    target = out_dir / (f"{name}.keras" if name else policy_file_name(env_id))
     with tempfile.TemporaryDirectory(dir=out_dir) as tmp:
         staged = Path(tmp) / target.name  # Keras insists on the .keras suffix
         model.save(staged)

@@ -96,8 +96,9 @@ def with_observation_normalization(network: keras.Model, mean: np.ndarray, var: 
     return keras.Model(raw, network(normalized), name="policy")
 
 
-def train_ppo(env_id: str, seed: int, config: PPOConfig):
-    """Returns (shipped model, obs statistics, log_std or None, steps trained)."""
+def train_ppo(env_id: str, seed: int, config: PPOConfig, checkpoints=None):
+    """Returns (shipped model, log_std or None, steps trained). ``checkpoints(steps, shipped)``,
+    if given, is called after every update; ``shipped()`` gives (model, log_std) as they would be shipped then."""
     keras.utils.set_random_seed(seed)
     envs = gym.vector.SyncVectorEnv([env_factory(env_id, seed, i) for i in range(config.n_envs)],
                                     autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
@@ -201,6 +202,10 @@ def train_ppo(env_id: str, seed: int, config: PPOConfig):
                                 flat_returns[mb], np.float32(learning_rate))
         recent_returns = recent_returns[-100:]
         progress_line(update_index + 1, n_updates, (update_index + 1) * batch, start, recent_returns, losses)
+        if checkpoints:
+            checkpoints((update_index + 1) * batch, lambda: (
+                with_observation_normalization(network, obs_stats.mean, obs_stats.var),
+                None if log_std is None else log_std.numpy()))
     envs.close()
     model = with_observation_normalization(network, obs_stats.mean, obs_stats.var)
     return model, (None if log_std is None else log_std.numpy()), n_updates * batch

@@ -14,6 +14,7 @@ import dataclasses
 import os
 import sys
 import time
+from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -21,7 +22,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 from attribution.rl.environments import ENVIRONMENTS  # noqa: E402
-from attribution.rl.policies import POLICY_DIR, policy_from_model, save_policy  # noqa: E402
+from attribution.rl.policies import POLICY_DIR, policy_file_name, policy_from_model, save_policy  # noqa: E402
 from attribution.training.dagger import DAggerConfig, train_dagger  # noqa: E402
 from attribution.training.evaluate import crash_rate, evaluate  # noqa: E402
 from attribution.training.ppo import PPOConfig, train_ppo  # noqa: E402
@@ -57,6 +58,24 @@ CONFIGS: dict[str, PPOConfig | TD3Config | PixelPPOConfig | DAggerConfig] = {
 
 
 
+class Checkpoints:
+    """Keeps the policy every ``every`` steps as ``ENV-step000012288.keras`` with a sidecar giving its
+    training steps, which is what orders checkpoints in a batch job and on the Runs page."""
+
+    def __init__(self, env_id: str, folder: Path, every: int, **metadata):
+        if every < 1:
+            raise ValueError(f"--checkpoint-every must be a positive number of steps; received {every}.")
+        self.env_id, self.folder, self.every, self.metadata, self.kept = env_id, folder, every, metadata, 0
+
+    def __call__(self, steps: int, shipped) -> None:
+        if steps // self.every > self.kept:
+            self.kept = steps // self.every
+            model, log_std = shipped()
+            stem = policy_file_name(self.env_id).removesuffix(".keras")
+            save_policy(model, self.env_id, self.folder, name=f"{stem}-step{steps:09d}", training_steps=steps,
+                        action_log_std=log_std, **self.metadata)
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("env_id", choices=sorted(CONFIGS))
@@ -73,8 +92,15 @@ def main(argv=None) -> None:
     parser.add_argument("--resumed-minutes", type=float, default=0.0, help="minutes the checkpoint was trained for")
     parser.add_argument("--out", default=str(POLICY_DIR), help="folder for ENV_ID.keras and ENV_ID.json")
     parser.add_argument("--eval-episodes", type=int, help="default: 100, or 20 for an image environment")
+    parser.add_argument("--checkpoint-every", type=int, default=0, metavar="N",
+                        help="PPO: also keep the policy every N steps, in OUT/checkpoints/ (for a batch job across "
+                             "training: python -m attribution.batch --policy OUT/checkpoints ...)")
     args = parser.parse_args(argv)
     config = CONFIGS[args.env_id]
+    if args.checkpoint_every and not isinstance(config, PPOConfig):
+        parser.error(f"--checkpoint-every works with PPO-trained environments "
+                     f"({', '.join(e for e, c in CONFIGS.items() if isinstance(c, PPOConfig))}); "
+                     f"{args.env_id} is trained with {type(config).__name__.removesuffix('Config')}.")
     if args.total_steps:
         config = dataclasses.replace(config, total_steps=args.total_steps)
     if isinstance(config, PixelPPOConfig):
@@ -86,7 +112,10 @@ def main(argv=None) -> None:
     if args.ship:
         model, log_std, steps = keras.saving.load_model(args.ship, compile=False), None, 0
     else:
-        model, log_std, steps = TRAINERS[type(config)](args.env_id, args.seed, config)
+        extra = {"checkpoints": Checkpoints(args.env_id, Path(args.out) / "checkpoints", args.checkpoint_every,
+                                            seed=args.seed, training_method=METHODS[type(config)])
+                 } if args.checkpoint_every else {}
+        model, log_std, steps = TRAINERS[type(config)](args.env_id, args.seed, config, **extra)
     steps, minutes = steps + args.resumed_steps, (0 if args.ship else (time.time() - start) / 60) + args.resumed_minutes
     image = bool(ENVIRONMENTS.get(args.env_id) and ENVIRONMENTS[args.env_id].frames)
     episodes = args.eval_episodes or (20 if image else 100)
