@@ -12,6 +12,7 @@ navigation = st.navigation([
     st.Page("pages/live.py", title="Live", icon=":material/play_circle:", default=True),
     st.Page("pages/replay.py", title="Replay", icon=":material/replay:"),
     st.Page("pages/trust.py", title="Trust", icon=":material/verified:"),
+    st.Page("pages/runs.py", title="Runs", icon=":material/stacked_bar_chart:"),
     st.Page("pages/how_ig_works.py", title="How IG works", icon=":material/functions:"),
 ])
 navigation.run()

@@ -481,3 +481,61 @@ def test_trust_checks_a_driving_state_with_each_vehicle_taken_away():
     assert any("IG and occlusion rank the objects" in c.value for c in at.caption)
     assert any(m.value.startswith("State: its own speed and place") for m in at.markdown)
     assert any("over 5 objects" in v for v in verdicts)  # every vehicle slot taken away in turn, none left out
+
+
+# ---- Runs ----
+
+@pytest.fixture(scope="module")
+def job_folder(tmp_path_factory, local_ray):
+    """A small batch job's results: two 'checkpoints' of CartPole's policy (its shipped file under two
+    names and training steps), two episodes each."""
+    import keras
+
+    from attribution.batch import job
+    from attribution.rl.policies import POLICY_DIR, save_policy
+
+    root = tmp_path_factory.mktemp("runs")
+    model = keras.saving.load_model(POLICY_DIR / "CartPole-v1.keras", compile=False)
+    for steps in (1000, 2000):
+        save_policy(model, "CartPole-v1", root / "checkpoints", name=f"cartpole-step{steps}", training_steps=steps)
+    pointer, job.LAST_JOB = job.LAST_JOB, root / "last-batch-job.txt"
+    try:
+        job.run_job(job.prepare_job([str(root / "checkpoints")], record=2, seed=3), root / "results")
+    finally:
+        job.LAST_JOB = pointer
+    return root / "results"
+
+
+def open_runs(folder) -> AppTest:
+    at = run_app("pages/runs.py")
+    at.text_input(key="runs_folder").set_value(str(folder)).run()
+    assert not at.exception, at.exception
+    return at
+
+
+def test_runs_reads_a_job_per_action_gap_and_checkpoint(job_folder):
+    at = open_runs(job_folder)
+    assert at.title[0].value == "Runs"
+    assert any("2,000 states" in m.value or "states** of CartPole-v1" in m.value for m in at.markdown)
+    sentences = [m.value for m in at.markdown if "mattered most for P(push" in m.value]
+    assert len(sentences) == 2 and all("across episodes" in s for s in sentences)  # one per action
+    assert any("of the states are within 1%" in c.value for c in at.caption)
+    assert [s.value for s in at.subheader][-1] == "How its reasons changed while it learned"
+    assert at.selectbox(key="runs_policy").value == 1  # the latest checkpoint first
+
+
+def test_runs_opens_a_state_in_replay_with_the_policy_that_played_it(job_folder):
+    at = open_runs(job_folder)
+    at.selectbox(key="runs_state").set_value(2).run()
+    state = at.dataframe[0].value.iloc[2]
+    at.button(key="runs_open").click().run()
+    assert not at.exception, at.exception
+    assert at.title[0].value == "Replay"
+    assert metric(at, "Step") == str(state["step"])
+    assert any(f"seed {state['episode seed']}" in c.value for c in at.caption)
+    assert at.session_state.env_id.startswith("CartPole-v1 · cartpole-step")
+
+
+def test_runs_without_results_says_how_to_make_them(tmp_path):
+    at = open_runs(tmp_path / "nothing-here")
+    assert any("python -m attribution.batch" in i.value for i in at.info)

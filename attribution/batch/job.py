@@ -63,7 +63,7 @@ class Job:
             "env_id": self.env_id,
             "policies": [dataclasses.asdict(spec) for spec in self.policies],
             "settings": dataclasses.asdict(self.settings),
-            "shards": [shard.name for shard in self.shards],
+            "shards": [dataclasses.asdict(shard) for shard in self.shards],
         }))
 
 

@@ -10,6 +10,7 @@ columns asked for), and the summary per policy x explained output x group.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -17,6 +18,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+
+from attribution.batch.sources import Shard
 
 MANIFEST = "manifest.json"
 STATES = "states"
@@ -46,16 +49,24 @@ def shard_files(folder, manifest: dict) -> list[Path]:
     return [Path(folder) / STATES / f"{name}.parquet" for name in manifest["shards"]]
 
 
-def read_rows(folder, columns: list[str]) -> pa.Table:
-    """``columns`` of every finished shard's rows, one table (only those columns are read from disk)."""
+def read_rows(folder, columns: list[str], with_shard: bool = False) -> pa.Table:
+    """``columns`` of every finished shard's rows, one table (only those columns are read from disk);
+    ``with_shard`` adds a column ``shard``, the index of each row's shard in the manifest's job."""
     manifest = read_manifest(folder)
     files = shard_files(folder, manifest)
     if not files:
         raise ResultsError(f"{folder} holds no finished shards yet.")
+    planned = {Shard(**shard).name: i for i, shard in enumerate(manifest["job"]["shards"])}
+    tables = []
     try:
-        return pa.concat_tables([pq.read_table(path, columns=columns) for path in files])
+        for name, path in zip(manifest["shards"], files, strict=True):
+            table = pq.read_table(path, columns=columns)
+            if with_shard:
+                table = table.append_column("shard", pa.array(np.full(len(table), planned[name], np.int32)))
+            tables.append(table)
     except (OSError, pa.ArrowException) as error:
         raise ResultsError(f"a shard of {folder} cannot be read: {error}. Run the job again with --resume.") from None
+    return pa.concat_tables(tables)
 
 
 def group_sums(table: pa.Table) -> np.ndarray:
@@ -96,3 +107,94 @@ def summarize(folder) -> pa.Table:
         "mean_abs_attribution": mean_abs.reshape(-1),
         "count": np.repeat(counts, n_groups).astype(np.int64),
     })
+
+
+@dataclasses.dataclass(frozen=True)
+class Results:
+    """A results folder's rows, as arrays, for the Runs page. N rows (states), G groups, P policies.
+
+    policies: (P,) labels, in the job's order (by training step for checkpoints).
+    training_steps: (P,) each policy's training steps, or None.
+    policy: int (N,), each row's policy index. shard: int (N,), its shard's index in ``shards``.
+    episode_seed, step, target: int64 (N,).
+    gap: float64 (N,), the completeness gap. change: float64 (N,), F(x) - F(x'), what the sums add up to.
+    group_sums: float32 (N, G).
+    """
+
+    folder: Path
+    manifest: dict
+    policies: tuple[str, ...]
+    training_steps: tuple[int | None, ...]
+    policy: np.ndarray
+    shard: np.ndarray
+    episode_seed: np.ndarray
+    step: np.ndarray
+    target: np.ndarray
+    gap: np.ndarray
+    change: np.ndarray
+    group_sums: np.ndarray
+
+    @classmethod
+    def load(cls, folder) -> Results:
+        """Reads only the columns the page uses (never the attribution maps). Raises ResultsError."""
+        manifest = read_manifest(folder)
+        table = read_rows(folder, ["policy", "episode_seed", "step", "target", "output", "baseline_output", "gap",
+                                   "group_sums"], with_shard=True)
+        specs = manifest["job"]["policies"]
+        labels = [spec["label"] for spec in specs]
+        codes = pc.index_in(table.column("policy"), value_set=pa.array(labels)).to_numpy(zero_copy_only=False)
+
+        def column(name):
+            return table.column(name).to_numpy()
+
+        return cls(Path(folder), manifest, tuple(labels), tuple(spec.get("training_step") for spec in specs),
+                   codes.astype(np.int32), column("shard"), column("episode_seed"), column("step"), column("target"),
+                   column("gap"), column("output") - column("baseline_output"), group_sums(table))
+
+    @property
+    def group_names(self) -> tuple[str, ...]:
+        return tuple(self.manifest["group_names"])
+
+    @property
+    def output_names(self) -> tuple[str, ...]:
+        return tuple(self.manifest["output_names"])
+
+    def shard_spec(self, row: int) -> Shard:
+        return Shard(**self.manifest["job"]["shards"][int(self.shard[row])])
+
+    def targets_of(self, policy: int) -> np.ndarray:
+        """The outputs explained for ``policy``'s rows, most frequent first."""
+        values, counts = np.unique(self.target[self.policy == policy], return_counts=True)
+        return values[np.argsort(-counts, kind="stable")]
+
+    def spread_over_episodes(self, policy: int, target: int) -> tuple[np.ndarray, np.ndarray, int, int]:
+        """Each group's attribution when ``policy`` chose ``target``: the mean over episodes of each
+        episode's mean, and its standard deviation across episodes. Returns (mean (G,), std (G,),
+        states, episodes)."""
+        rows = np.flatnonzero((self.policy == policy) & (self.target == target))
+        episodes, index = np.unique(self.shard[rows], return_inverse=True)
+        totals = np.zeros((len(episodes), self.group_sums.shape[1]))
+        np.add.at(totals, index, self.group_sums[rows])
+        per_episode = totals / np.bincount(index, minlength=len(episodes))[:, None]
+        return per_episode.mean(axis=0), per_episode.std(axis=0), len(rows), len(episodes)
+
+    def relative_gaps(self) -> np.ndarray:
+        """|gap| / |F(x) - F(x')| per row (0 where both are 0), float64 (N,)."""
+        change = np.abs(self.change)
+        return np.abs(self.gap) / np.where(change > 0, change, np.inf)
+
+    def largest(self, n: int = 10) -> np.ndarray:
+        """The rows whose attributions are largest (sum of |group sums|), largest first: int (<= n,)."""
+        size = np.abs(self.group_sums).sum(axis=1)
+        top = np.argpartition(-size, min(n, len(size)) - 1)[:n] if len(size) > n else np.arange(len(size))
+        return top[np.argsort(-size[top], kind="stable")]
+
+    def across_training(self) -> tuple[np.ndarray, np.ndarray]:
+        """Each policy's mean |group sum| over all its rows: (training steps (P,), values (P, G)), by step.
+        Only for policies that all have a training step (checkpoints); raises ResultsError otherwise."""
+        if any(step is None for step in self.training_steps):
+            raise ResultsError("not every policy of this job has a training step: it compares no checkpoints.")
+        values = np.zeros((len(self.policies), self.group_sums.shape[1]))
+        np.add.at(values, self.policy, np.abs(self.group_sums))
+        values /= np.maximum(np.bincount(self.policy, minlength=len(self.policies)), 1)[:, None]
+        return np.asarray(self.training_steps), values

@@ -285,3 +285,45 @@ def faithfulness_chart(deletion, insertion, random_deletion, random_insertion, o
         height=360, margin=dict(l=10, r=10, t=10, b=10), legend=dict(orientation="h", y=-0.25),
         xaxis=dict(title=dict(text="features replaced, most important first"), dtick=1),
         yaxis=dict(title=dict(text=output_name))))
+
+
+def spread_bars(names, means, spreads, top: int = 12) -> go.Figure:
+    """Horizontal bars of mean attributions with ± one spread (a standard deviation across episodes) as
+    error bars; the ``top`` largest |mean| only, largest on top, signed colours."""
+    means, spreads = np.asarray(means, float), np.asarray(spreads, float)
+    order = np.argsort(np.abs(means))[-top:]  # plotly draws the first bar at the bottom
+    labels = [list(names)[i] for i in order]
+    bars = go.Bar(x=means[order], y=labels, orientation="h",
+                  error_x=dict(type="data", array=spreads[order], color="#555", thickness=1.2),
+                  marker_color=[PUSHES_UP if means[i] >= 0 else PUSHES_DOWN for i in order],
+                  customdata=spreads[order], hovertemplate="%{y}: %{x:+.4g} ± %{customdata:.2g}<extra></extra>")
+    return go.Figure(data=[bars], layout=dict(
+        height=120 + 28 * len(order), margin=dict(l=10, r=10, t=10, b=10),
+        xaxis=dict(title=dict(text="mean attribution per episode, ± its spread across episodes"), zeroline=True)))
+
+
+def gap_histogram(relative_gaps, tolerance: float = 0.01) -> go.Figure:
+    """How far each state's attributions are from adding up to the output's change, as a percentage of
+    that change; a dashed line at the tolerance refinement aims for."""
+    percent = 100 * np.asarray(relative_gaps, float)
+    shown = np.minimum(percent, 10.0)  # beyond 10% in the last bar
+    return go.Figure(data=[go.Histogram(x=shown, nbinsx=50, marker_color="#7f7f7f",
+                                        hovertemplate="%{x}%: %{y} states<extra></extra>")],
+                     layout=dict(height=260, margin=dict(l=10, r=10, t=10, b=10), bargap=0.05,
+                                 shapes=[dict(type="line", x0=100 * tolerance, x1=100 * tolerance, y0=0, y1=1,
+                                              yref="paper", line=dict(dash="dash", color="#333"))],
+                                 xaxis=dict(title=dict(text="completeness gap, % of the output's change "
+                                                            "(10 and more in the last bar)")),
+                                 yaxis=dict(title=dict(text="states"))))
+
+
+def training_lines(training_steps, names, values, top: int = 8) -> go.Figure:
+    """Each group's mean |attribution| (values (P, G)) against training steps (P,): the ``top`` groups
+    largest at the last checkpoint."""
+    values = np.asarray(values, float)
+    order = np.argsort(-values[-1])[:top]
+    traces = [go.Scatter(x=np.asarray(training_steps), y=values[:, i], name=list(names)[i], mode="lines+markers",
+                         hovertemplate=f"{list(names)[i]}<br>step %{{x:,}}: %{{y:.3g}}<extra></extra>") for i in order]
+    return go.Figure(data=traces, layout=dict(
+        height=360, margin=dict(l=10, r=10, t=10, b=10), legend=dict(orientation="h", y=-0.25),
+        xaxis=dict(title=dict(text="training steps")), yaxis=dict(title=dict(text="mean |attribution|"))))

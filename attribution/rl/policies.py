@@ -175,9 +175,7 @@ def load_uploaded_policy(data: bytes, filename: str, env_id: str, n_reference: i
     """A policy from an uploaded file's bytes, read by its suffix like any file (``load_policy_file``).
 
     ``normalization``: (bytes, file name) of a normalisation file uploaded beside it. A file brings
-    no sidecar, so the reference states (for the "mean of reference states" baseline) come from
-    the policy's own greedy rollouts: at most 2,000 steps, seeds 0, 1, ... For images, every 25th
-    state is kept and their median is the empty-playfield baseline.
+    no sidecar, so the reference states come from the policy's own rollouts (``with_own_reference_states``).
     """
     name = Path(filename).name or "uploaded"
     if len(data) > MAX_UPLOAD_BYTES:
@@ -196,7 +194,14 @@ def load_uploaded_policy(data: bytes, filename: str, env_id: str, n_reference: i
             statistics.parent.mkdir()
             statistics.write_bytes(normalization[0])
         policy = load_policy_file(path, env_id, source=name, normalization=statistics)
-    image = image_shape(env_id) is not None
+    return with_own_reference_states(policy, n_reference)
+
+
+def with_own_reference_states(policy: Policy, n_reference: int = 256) -> Policy:
+    """``policy`` with reference states from its own greedy rollouts (at most 2,000 steps, seeds 0,
+    1, ...), for a file that brings none: the sliders' ranges and the "mean of reference states"
+    baseline need them. For images, every 25th state is kept and their median is the empty playfield."""
+    image = image_shape(policy.info.env_id) is not None
     _, states = greedy_rollouts(policy, policy.info.env_id, max_steps=2_000 // (25 if image else 1),
                                 keep_every=25 if image else 1)
     rng = np.random.default_rng(0)
