@@ -10,6 +10,7 @@ import streamlit as st
 
 from attribution.batch.job import LAST_JOB
 from attribution.batch.results import Results, ResultsError
+from attribution.engine.outputs import OUTPUTS
 from attribution.presentation.narrate import runs_sentence
 from attribution.presentation.plots import gap_histogram, spread_bars, training_lines
 from attribution.rl.episodes import load_episode
@@ -74,9 +75,9 @@ settings = job["settings"]
 n_shards, n_planned = len(results.manifest["shards"]), len(job["shards"])
 st.markdown(f"**{len(results.step):,} states** of {job['env_id']} from {n_shards:,} "
             f"{'episodes' if job['shards'][0]['kind'] != 'parquet' else 'pieces of a Parquet file'}, "
-            f"{len(results.policies)} polic{'y' if len(results.policies) == 1 else 'ies'}. Explained: "
-            f"{settings['explain'].replace('_', ' ')}, from the {settings['baseline']} baseline, "
-            f"{settings['steps']} {settings['method']} points, refined to a 1% gap.")
+            f"{len(results.policies)} polic{'y' if len(results.policies) == 1 else 'ies'}. Explained: the "
+            f"{OUTPUTS[settings['explain']].label}, from the {settings['baseline']} baseline, {settings['steps']} "
+            f"path points ({settings['method']}), refined until the gap is under 1%.")
 if n_shards < n_planned:
     st.warning(f"The job is not finished: {n_shards} of {n_planned} shards are done. "
                "Run it again with --resume to finish it.")

@@ -304,16 +304,22 @@ def spread_bars(names, means, spreads, top: int = 12) -> go.Figure:
 
 def gap_histogram(relative_gaps, tolerance: float = 0.01) -> go.Figure:
     """How far each state's attributions are from adding up to the output's change, as a percentage of
-    that change; a dashed line at the tolerance refinement aims for."""
-    percent = 100 * np.asarray(relative_gaps, float)
-    shown = np.minimum(percent, 10.0)  # beyond 10% in the last bar
-    return go.Figure(data=[go.Histogram(x=shown, nbinsx=50, marker_color="#7f7f7f",
-                                        hovertemplate="%{x}%: %{y} states<extra></extra>")],
+    that change, on a log scale (a decade per tick, 1e-5% and below in the first bar, 100% and above in
+    the last); a dashed line at the tolerance refinement aims for."""
+    exponents = np.log10(np.clip(100 * np.asarray(relative_gaps, float), 1e-5, 100))
+    edges = np.linspace(-5, 2, 36)
+    counts, _ = np.histogram(exponents, edges)
+    centres = (edges[:-1] + edges[1:]) / 2
+    ticks = np.arange(-5, 3)
+    return go.Figure(data=[go.Bar(x=centres, y=counts, width=edges[1] - edges[0], marker_color="#7f7f7f",
+                                  customdata=10.0 ** centres, hovertemplate="about %{customdata:.2g}%: %{y} states"
+                                                                            "<extra></extra>")],
                      layout=dict(height=260, margin=dict(l=10, r=10, t=10, b=10), bargap=0.05,
-                                 shapes=[dict(type="line", x0=100 * tolerance, x1=100 * tolerance, y0=0, y1=1,
-                                              yref="paper", line=dict(dash="dash", color="#333"))],
-                                 xaxis=dict(title=dict(text="completeness gap, % of the output's change "
-                                                            "(10 and more in the last bar)")),
+                                 shapes=[dict(type="line", x0=np.log10(100 * tolerance), x1=np.log10(100 * tolerance),
+                                              y0=0, y1=1, yref="paper", line=dict(dash="dash", color="#333"))],
+                                 xaxis=dict(title=dict(text="completeness gap, % of the output's change (log scale)"),
+                                            tickvals=ticks, ticktext=[f"{10.0 ** t:.{max(0, -t)}f}%" for t in ticks],
+                                            range=[-5, 2]),
                                  yaxis=dict(title=dict(text="states"))))
 
 
