@@ -46,13 +46,15 @@ def in_process(job, folder: Path) -> tuple[float, int]:
     return time.perf_counter() - started, states
 
 
-def with_ray(job, folder: Path, actors: int) -> tuple[float, int, float]:
-    firsts = []
+def with_ray(job, folder: Path, actors: int) -> tuple[float, int, float, float]:
+    """(wall seconds, states, seconds to the first finished episode, states/s after it)."""
+    first = []
     started = time.perf_counter()
-    manifest = batch_job.run_job(job, folder, actors=actors,
-                                 progress=lambda done, *_: firsts.append(time.perf_counter()) if done == 1 else None)
+    manifest = batch_job.run_job(job, folder, actors=actors, progress=lambda done, total, states, seconds: first.append(
+        (time.perf_counter(), states)) if done == 1 else None)
     seconds = time.perf_counter() - started
-    return seconds, sum(info["rows"] for info in manifest["shards"].values()), firsts[0] - started
+    states = sum(info["rows"] for info in manifest["shards"].values())
+    return seconds, states, first[0][0] - started, (states - first[0][1]) / (started + seconds - first[0][0])
 
 
 def synthetic_results(folder: Path, rows: int, shards: int = 250) -> None:
@@ -136,16 +138,17 @@ def main() -> None:
                  log_to_driver=False)
         start_up = time.perf_counter() - started
         (tmp / "in-process").mkdir()
-        rows = [("in-process (this process, warmed up)", *in_process(job, tmp / "in-process"), float("nan"))]
+        seconds, states = in_process(job, tmp / "in-process")
+        rows = [("in-process (this process, warmed up)", seconds, states, float("nan"), states / seconds)]
         for actors in (1, 2):
             rows.append((f"Ray Data, {actors} actor{'s' * (actors > 1)}", *with_ray(job, tmp / f"ray{actors}", actors)))
         print(f"\n{args.env}: {args.episodes} greedy episodes recorded and explained (64 points, refined)")
         print(f"Ray's start-up (ray.init, local, no dashboard): {start_up:.1f} s\n")
-        print("| configuration | states | wall (s) | states/s | first episode done after (s) |")
-        print("|---|---:|---:|---:|---:|")
-        for name, seconds, states, first in rows:
+        print("| configuration | states | wall (s) | states/s | first episode done after (s) | states/s after it |")
+        print("|---|---:|---:|---:|---:|---:|")
+        for name, seconds, states, first, steady in rows:
             print(f"| {name} | {states:,} | {seconds:.1f} | {states / seconds:,.0f} | "
-                  f"{'–' if first != first else f'{first:.1f}'} |")
+                  f"{'–' if first != first else f'{first:.1f}'} | {steady:,.0f} |")
         ray.shutdown()
         synthetic_results(tmp / "million", args.rows)
         timings = runs_page_reading(tmp / "million")
