@@ -193,7 +193,7 @@ def test_a_failing_shard_stops_the_job_and_keeps_what_is_written(local_ray, tmp_
     pq.write_table(pa.table({"observation": [[0.0, 0.1, 0.0, -0.1]] * 3}), folder / "a.parquet")
     pq.write_table(pa.table({"observation": [[0.0, 0.1, 0.0]] * 3}), folder / "b.parquet")  # 3 numbers, not 4
     job = prepare_job(["CartPole-v1"], states=str(folder))
-    with pytest.raises(JobError, match=r"shard p0-b-0: .*4 numbers.*1 of 2 shards are done and kept"):
+    with pytest.raises(JobError, match=r"shard p0-b-0: .*4 numbers.*1 of 2 shards are done and kept; run again"):
         run_job(job, tmp_path / "out")
     assert list(read_manifest(tmp_path / "out")["shards"]) == ["p0-a-0"]
     assert len(read_rows(tmp_path / "out", ["step"])) == 3

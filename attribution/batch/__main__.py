@@ -76,6 +76,10 @@ def main(argv=None) -> int:
     except (InputError, PolicyError, JobError, ResultsError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print(f"\ninterrupted: the shards written so far are kept in {args.out}; add --resume to go on.",
+              file=sys.stderr)
+        return 130
     states = sum(info["rows"] for info in manifest["shards"].values())
     print(f"done: {states:,} states in {args.out}/states/, summary in {args.out}/summary.parquet", file=sys.stderr)
     return 0

@@ -104,10 +104,17 @@ def run_job(job: Job, out, resume: bool = False, address: str = "local", actors:
     started, states_done = time.perf_counter(), 0
     if todo:
         _start_ray(address, actors)
-        for result in _explained(todo, job, out / STATES, actors, gpus_per_actor):
+        results = _explained(todo, job, out / STATES, actors, gpus_per_actor)
+        while True:
+            try:
+                result = next(results)
+            except StopIteration:
+                break
+            except Exception as error:  # a worker that died, a Ray failure: the shards done so far are kept
+                cause = str(getattr(error, "cause", None) or error).strip().splitlines() or [type(error).__name__]
+                raise JobError(f"the job stopped: {cause[-1]} ({_kept(manifest, job)})") from None
             if result["error"]:
-                raise JobError(f"{result['error']} ({len(manifest['shards'])} of {len(job.shards)} shards are done "
-                               f"and kept; fix it and run again with --resume)")
+                raise JobError(f"{result['error']} ({_kept(manifest, job)})")
             manifest["shards"][str(result["shard"])] = {"rows": int(result["rows"]),
                                                         "seconds": round(float(result["seconds"]), 3)}
             manifest["shards"] = {s.name: manifest["shards"][s.name] for s in job.shards  # in the job's order
@@ -120,6 +127,10 @@ def run_job(job: Job, out, resume: bool = False, address: str = "local", actors:
     LAST_JOB.parent.mkdir(parents=True, exist_ok=True)
     write_atomically(LAST_JOB, str(out.resolve()).encode())
     return manifest
+
+
+def _kept(manifest: dict, job: Job) -> str:
+    return f"{len(manifest['shards'])} of {len(job.shards)} shards are done and kept; run again with --resume"
 
 
 def _open_results(job: Job, out: Path, resume: bool) -> dict:
