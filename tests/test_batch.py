@@ -105,7 +105,7 @@ def test_resume_after_a_deleted_file_recomputes_only_that_shard(local_ray, tmp_p
 def test_resume_after_a_killed_job_finishes_it_as_a_clean_run_would(local_ray, tmp_path):
     out = tmp_path / "killed"
     command = [sys.executable, "-m", "attribution.batch", "--policy", "CartPole-v1", "--record", "24", "--seed", "0",
-               "--out", str(out), "--address", "auto"]  # joins the tests' Ray, as a job joins a cluster
+               "--out", str(out), "--address", local_ray.get_runtime_context().gcs_address]  # as a job joins a cluster
     process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.time() + 120
     while time.time() < deadline and process.poll() is None:
