@@ -10,11 +10,12 @@ import streamlit as st
 
 from attribution.batch.job import LAST_JOB
 from attribution.batch.results import Results, ResultsError
+from attribution.batch.sources import file_digest
 from attribution.engine.outputs import OUTPUTS
 from attribution.presentation.narrate import runs_sentence
 from attribution.presentation.plots import gap_histogram, spread_bars, training_lines
 from attribution.rl.episodes import load_episode
-from attribution.rl.policies import load_policy_file, with_own_reference_states
+from attribution.rl.policies import MAX_UPLOAD_BYTES, load_policy_file, with_own_reference_states
 from attribution.rl.rollout import record_episode
 from pages.common import keep_sidebar_state, policy_for, study_episode, uploaded_policies
 
@@ -37,25 +38,45 @@ def default_folder() -> str:
 
 def open_in_replay(results: Results, row: int) -> None:
     """Rebuild the row's episode (recorded again from its seed, or read from its file) and open it on
-    the Replay page at the row's step, with the policy that played it selected."""
+    the Replay page at the row's step, with the policy that played it selected. Files must be the
+    ones the job read (same SHA-256); anything else is an error on this page."""
     spec = results.manifest["job"]["policies"][int(results.policy[row])]
     shard = results.shard_spec(row)
-    if spec["path"] is None:
-        choice, policy = spec["env_id"], policy_for(spec["env_id"])
-    else:  # the job's file, as if uploaded in this session
-        choice = f"{spec['env_id']} · {Path(spec['path']).name} · {spec['digest'][:8]}"
-        if choice not in uploaded_policies():
-            with st.spinner("Loading the policy…"):
-                loaded = load_policy_file(spec["path"], spec["env_id"])
-                if loaded.info.reference_states is None:  # a checkpoint's sidecar keeps none
-                    loaded = with_own_reference_states(loaded)
-            uploaded_policies()[choice] = loaded
-        policy = uploaded_policies()[choice]
-    with st.spinner("Rebuilding the episode…"):
-        episode = record_episode(policy, shard.seed) if shard.kind == "record" else load_episode(shard.path)
+    try:
+        if spec.get("path") is None:
+            choice, policy = spec["env_id"], policy_for(spec["env_id"])
+        else:  # the job's file, as if uploaded in this session
+            choice = f"{spec['env_id']} · {Path(spec['path']).name} · {str(spec.get('digest'))[:8]}"
+            if choice not in uploaded_policies():
+                _check_unchanged(spec["path"], spec.get("digest"))
+                with st.spinner("Loading the policy…"):
+                    loaded = load_policy_file(spec["path"], spec["env_id"])
+                    if loaded.info.reference_states is None:  # a checkpoint's sidecar keeps none
+                        loaded = with_own_reference_states(loaded)
+                uploaded_policies()[choice] = loaded
+            policy = uploaded_policies()[choice]
+        with st.spinner("Rebuilding the episode…"):
+            if shard.kind == "record":
+                episode = record_episode(policy, shard.seed)
+            else:
+                _check_unchanged(shard.path, shard.digest)
+                episode = load_episode(shard.path)
+    except (OSError, ValueError) as error:  # PolicyError and EpisodeError are ValueErrors
+        st.error(f"This state cannot be opened in Replay: {error}")
+        return
     st.session_state.env_id = choice
     study_episode(episode, step=int(results.step[row]), choice=choice)
     st.switch_page("pages/replay.py")
+
+
+def _check_unchanged(path: str, digest: str | None) -> None:
+    """Raises ValueError unless the file is at most MAX_UPLOAD_BYTES and has the SHA-256 the job recorded."""
+    size = Path(path).stat().st_size
+    if size > MAX_UPLOAD_BYTES:
+        raise ValueError(f"{path} is {size / 2**20:,.1f} MB; the app opens files of at most "
+                         f"{MAX_UPLOAD_BYTES // 2**20} MB.")
+    if file_digest(path) != digest:
+        raise ValueError(f"{path} has changed since the batch job read it (its SHA-256 differs).")
 
 
 keep_sidebar_state()
@@ -74,7 +95,7 @@ job = results.manifest["job"]
 settings = job["settings"]
 n_shards, n_planned = len(results.manifest["shards"]), len(job["shards"])
 st.markdown(f"**{len(results.step):,} states** of {job['env_id']} from {n_shards:,} "
-            f"{'episodes' if job['shards'][0]['kind'] != 'parquet' else 'pieces of a Parquet file'}, "
+            f"{'episodes' if not results.from_parquet else 'pieces of Parquet files'}, "
             f"{len(results.policies)} polic{'y' if len(results.policies) == 1 else 'ies'}. Explained: the "
             f"{OUTPUTS[settings['explain']].label}, from the {settings['baseline']} baseline, {settings['steps']} "
             f"path points ({settings['method']}), refined until the gap is under 1%.")
@@ -83,10 +104,11 @@ if n_shards < n_planned:
                "Run it again with --resume to finish it.")
 
 st.subheader("What it relies on, per action")
-policy = 0
-if len(results.policies) > 1:
-    policy = st.selectbox("Policy", range(len(results.policies)), index=len(results.policies) - 1,
-                          format_func=results.policies.__getitem__, key="runs_policy")
+with_rows = results.policies_with_rows()
+policy = with_rows[-1]
+if len(with_rows) > 1:
+    policy = st.selectbox("Policy", with_rows, index=len(with_rows) - 1, format_func=results.policies.__getitem__,
+                          key="runs_policy")
 targets = results.targets_of(policy)
 tabs = st.tabs([results.output_names[t] for t in targets])
 for tab, target in zip(tabs, targets, strict=True):
@@ -117,7 +139,7 @@ if st.button("Open in Replay", disabled=not from_episode, key="runs_open",
              else "these states came from a Parquet file, not from an episode"):
     open_in_replay(results, int(largest[chosen]))
 
-if len(results.policies) > 1 and None not in results.training_steps:
+if len(with_rows) > 1 and None not in results.training_steps:
     st.subheader("How its reasons changed while it learned")
     steps, values = results.across_training()
     st.caption("Each part's mean |attribution| at each checkpoint, over all the states it was explained at.")

@@ -1,5 +1,6 @@
 """The app's pages, run headless by Streamlit's AppTest."""
 
+import json
 from pathlib import Path
 
 import pytest
@@ -516,7 +517,7 @@ def open_runs(folder) -> AppTest:
 def test_runs_reads_a_job_per_action_gap_and_checkpoint(job_folder):
     at = open_runs(job_folder)
     assert at.title[0].value == "Runs"
-    assert any("2,000 states" in m.value or "states** of CartPole-v1" in m.value for m in at.markdown)
+    assert any("**2,000 states** of CartPole-v1" in m.value for m in at.markdown)  # 2 policies x 2 x 500 steps
     sentences = [m.value for m in at.markdown if "mattered most for P(push" in m.value]
     assert len(sentences) == 2 and all("across episodes" in s for s in sentences)  # one per action
     assert any("of the states are within 1%" in c.value for c in at.caption)
@@ -534,6 +535,40 @@ def test_runs_opens_a_state_in_replay_with_the_policy_that_played_it(job_folder)
     assert metric(at, "Step") == str(state["step"])
     assert any(f"seed {state['episode seed']}" in c.value for c in at.caption)
     assert at.session_state.env_id.startswith("CartPole-v1 · cartpole-step")
+
+
+def unfinished_copy(job_folder, tmp_path, change) -> Path:
+    """The job's results copied, with ``change`` applied to the copy's manifest."""
+    import shutil
+
+    copy = tmp_path / "results"
+    shutil.copytree(job_folder, copy)
+    manifest = json.loads((copy / "manifest.json").read_text())
+    change(manifest)
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    return copy
+
+
+def test_runs_of_an_unfinished_job_shows_the_policies_done_so_far(job_folder, tmp_path):
+    def only_the_first_checkpoint(manifest):
+        manifest["shards"] = {name: info for name, info in manifest["shards"].items() if name.startswith("p0-")}
+
+    at = open_runs(unfinished_copy(job_folder, tmp_path, only_the_first_checkpoint))
+    assert any("2 of 4 shards are done" in w.value for w in at.warning)
+    assert any("**1,000 states**" in m.value for m in at.markdown)
+    assert len([m for m in at.markdown if "mattered most for P(push" in m.value]) == 2
+    assert not [s for s in at.subheader if s.value == "How its reasons changed while it learned"]
+
+
+def test_runs_refuses_to_open_a_policy_file_that_changed_since_the_job(job_folder, tmp_path):
+    def other_digests(manifest):
+        for spec in manifest["job"]["policies"]:
+            spec["digest"] = "0" * 64
+
+    at = open_runs(unfinished_copy(job_folder, tmp_path, other_digests))
+    at.button(key="runs_open").click().run()
+    assert not at.exception and at.title[0].value == "Runs"
+    assert any("has changed since the batch job read it" in e.value for e in at.error)
 
 
 def test_runs_without_results_says_how_to_make_them(tmp_path):

@@ -21,7 +21,7 @@ from attribution.batch import job as batch_job
 from attribution.batch.__main__ import main
 from attribution.batch.explain import JobSettings
 from attribution.batch.job import JobError, prepare_job, run_job
-from attribution.batch.results import group_sums, read_manifest, read_rows, summarize
+from attribution.batch.results import ResultsError, group_sums, read_manifest, read_rows, summarize
 from attribution.batch.sources import InputError
 from attribution.rl.episodes import save_episode
 from attribution.rl.policies import load_policy
@@ -97,7 +97,7 @@ def test_resume_after_a_deleted_file_recomputes_only_that_shard(local_ray, tmp_p
     computed = []
     with pytest.raises(JobError, match="already holds a batch job's results.*--resume"):
         run_job(job, tmp_path / "out")
-    run_job(job, tmp_path / "out", resume=True, progress=lambda done, total, states, seconds: computed.append(states))
+    run_job(job, tmp_path / "out", resume=True, progress=lambda *args: computed.append(args[2]))
     assert computed == [500]  # one shard, CartPole's 500 steps
     assert_same_rows(rows(tmp_path / "out"), clean)
 
@@ -121,7 +121,7 @@ def test_resume_after_a_killed_job_finishes_it_as_a_clean_run_would(local_ray, t
     assert 1 <= done < 24, process.stderr.read().decode()[-2000:]
     job = prepare_job(["CartPole-v1"], record=24, seed=0)
     computed = []
-    run_job(job, out, resume=True, progress=lambda done, total, states, seconds: computed.append(done))
+    run_job(job, out, resume=True, progress=lambda *args: computed.append(args[0]))
     assert computed[0] == done + 1 and computed[-1] == 24  # only the missing shards ran
     run_job(job, tmp_path / "clean")
     assert_same_rows(rows(out), rows(tmp_path / "clean"))
@@ -193,9 +193,12 @@ def test_a_failing_shard_stops_the_job_and_keeps_what_is_written(local_ray, tmp_
     pq.write_table(pa.table({"observation": [[0.0, 0.1, 0.0, -0.1]] * 3}), folder / "a.parquet")
     pq.write_table(pa.table({"observation": [[0.0, 0.1, 0.0]] * 3}), folder / "b.parquet")  # 3 numbers, not 4
     job = prepare_job(["CartPole-v1"], states=str(folder))
-    with pytest.raises(JobError, match=r"shard p0-b-0: .*4 numbers.*1 of 2 shards are done and kept; run again"):
+    with pytest.raises(JobError, match=r"shard p0-b-0: .*4 numbers.*[01] of 2 shards are done and kept; run again"):
         run_job(job, tmp_path / "out")
-    assert list(read_manifest(tmp_path / "out")["shards"]) == ["p0-a-0"]
+    kept = read_manifest(tmp_path / "out")["shards"]  # a, unless b's failure came back first
+    assert set(kept) <= {"p0-a-0"}
+    with pytest.raises(JobError, match=r"shard p0-b-0: .*4 numbers.*1 of 2 shards are done and kept"):
+        run_job(job, tmp_path / "out", resume=True)  # a is done now, and b fails the same way
     assert len(read_rows(tmp_path / "out", ["step"])) == 3
     with pytest.raises(JobError, match="holds a job with other settings"):
         run_job(prepare_job(["CartPole-v1"], states=str(folder), settings=JobSettings(steps=32)), tmp_path / "out",
@@ -211,3 +214,36 @@ def test_a_folder_that_is_not_a_job_is_never_written_into(tmp_path):
     assert (tmp_path / "out" / "notes.txt").read_text() == "mine"
     with pytest.raises(InputError, match="--explain 'q_value' is not an output"):
         prepare_job(["CartPole-v1"], record=1, settings=JobSettings(explain="q_value"))
+
+
+def test_parquet_actions_and_empty_episodes_are_checked_before_anything_runs(tmp_path, capsys):
+    observations = [[0.0, 0.1, 0.0, -0.1]] * 2
+    for actions, message in (([0, 2], "whole numbers from 0 to 1"), ([0.5, 1], "whole numbers from 0 to 1"),
+                             ([float("nan"), 0], "NaN or infinity")):
+        pq.write_table(pa.table({"observation": observations, "action": actions}), tmp_path / "s.parquet")
+        job = prepare_job(["CartPole-v1"], states=str(tmp_path / "s.parquet"))
+        with pytest.raises(InputError, match=message):
+            job.shards[0].read(load_policy("CartPole-v1"))
+    episodes = tmp_path / "episodes"
+    episodes.mkdir()
+    save_episode(record_episode(load_policy("CartPole-v1"), 0, render=False, max_steps=0), episodes / "none.npz")
+    assert main(["--policy", "CartPole-v1", "--episodes", str(episodes), "--out", str(tmp_path / "out")]) == 1
+    assert "none.npz holds no steps" in capsys.readouterr().err
+
+
+def test_a_damaged_or_older_manifest_is_refused_with_its_reason(local_ray, tmp_path):
+    job = prepare_job(["CartPole-v1"], record=1, seed=0, settings=JobSettings(steps=8))
+    run_job(job, tmp_path / "out")
+    path = tmp_path / "out" / "manifest.json"
+    manifest = json.loads(path.read_text())
+    for change, message in ((lambda m: m["shards"].update({"../../etc/passwd": {"rows": 1}}), "not shards of its job"),
+                            (lambda m: m["job"]["settings"].update(explain="nonsense"), "no known explained output"),
+                            (lambda m: m["job"].update(shards=[]), "no list of shards")):
+        damaged = json.loads(json.dumps(manifest))
+        change(damaged)
+        path.write_text(json.dumps(damaged))
+        with pytest.raises(ResultsError, match=f"damaged manifest: .*{message}"):
+            read_manifest(tmp_path / "out")
+    path.write_text(json.dumps({**manifest, "version": 0}))
+    with pytest.raises(JobError, match="format version 0"):
+        run_job(job, tmp_path / "out", resume=True)

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from attribution.presentation.narrate import completeness_sentence, step_sentence
+from attribution.presentation.narrate import completeness_sentence, runs_sentence, step_sentence
 from attribution.rl.environments import ENVIRONMENTS, Phrase, VectorFeatures, phrases
 
 CARTPOLE = ENVIRONMENTS["CartPole-v1"].phrases
@@ -81,3 +81,11 @@ def test_completeness_sentence():
     assert completeness_sentence("P(push right)", 0.92, 0.5, 0.4192) == \
         "attributions sum to +0.42; P(push right) rose from 0.50 at the baseline to 0.92: gap 0.2%"
     assert completeness_sentence("V(s)", -3.0, 2.0, -4.99).startswith("attributions sum to -4.99; V(s) fell from 2.00")
+
+
+def test_the_runs_sentence_names_the_part_that_mattered_most_without_a_double_negative():
+    sentence = runs_sentence("P(push left)", ["cart position (m)", "pole angle (rad)"], [-0.029, -0.118],
+                             [0.001, 0.005], states=750, episodes=3)
+    assert sentence == ("Over 750 states in 3 episodes, pole angle (rad) mattered most for P(push left), lowering "
+                        "it by 0.12 per state on average (± 0.005 across episodes); "
+                        "next came cart position (m) (−0.03).")

@@ -60,3 +60,11 @@ def test_a_short_driving_run_writes_a_loadable_policy_with_its_crash_rate(tmp_pa
     assert sidecar["eval_crash_rate"] in (0.0, 0.5, 1.0) and sidecar["config"]["rounds"] == 6
     policy = load_policy_file(tmp_path / "highway-fast-v0.keras", "highway-fast-v0")
     assert policy.info.heads == ("logits", "value") and policy.info.eval_crash_rate == sidecar["eval_crash_rate"]
+
+
+def test_a_negative_checkpoint_interval_is_refused_before_training(capsys):
+    import pytest
+
+    with pytest.raises(SystemExit):
+        train.main(["CartPole-v1", "--checkpoint-every", "-5"])
+    assert "--checkpoint-every must be a positive number of steps; received -5" in capsys.readouterr().err

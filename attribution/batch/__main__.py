@@ -76,6 +76,10 @@ def main(argv=None) -> int:
     except (InputError, PolicyError, JobError, ResultsError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
+    except OSError as error:  # a folder that cannot be written, a disk that is full
+        print(f"error: {error.strerror or error}: {error.filename or args.out} (results already written are kept)",
+              file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print(f"\ninterrupted: the shards written so far are kept in {args.out}; add --resume to go on.",
               file=sys.stderr)

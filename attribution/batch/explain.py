@@ -210,8 +210,10 @@ class ShardWorker:
                 table = self.explainers[shard.policy].explain(shard)
                 write_table(table, self.folder / f"{shard.name}.parquet")
                 count = table.num_rows
-            except (InputError, PolicyError, ValueError) as problem:
+            except (InputError, PolicyError) as problem:
                 error = f"shard {shard.name}: {problem}"
+            except Exception as problem:  # anything else still ends the job with one line that names it
+                error = f"shard {shard.name}: {type(problem).__name__}: {problem}"
             names.append(shard.name)
             rows.append(count)
             seconds.append(time.perf_counter() - started)

@@ -22,6 +22,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pyarrow.parquet as pq
 
 from attribution.batch.explain import Explainer, JobSettings, ShardWorker, write_table
@@ -39,6 +40,7 @@ from attribution.rl.files import write_atomically
 from attribution.rl.library import DEFAULT_FOLDER
 
 VERSION = 1
+MANIFEST_EVERY_S = 2.0  # the manifest is rewritten at most this often (and at the end): it grows with the job
 LAST_JOB = DEFAULT_FOLDER / "last-batch-job.txt"  # where the Runs page finds the last job's results
 
 
@@ -79,8 +81,13 @@ def prepare_job(policies: list[str], env_id: str | None = None, record: int | No
         raise InputError(f"give exactly one input: --record K, --episodes DIR or --states PARQUET; "
                          f"received {' and '.join(given) or 'none'}.")
     specs = policy_specs(policies, env_id)
-    explainers = [Explainer(spec, settings or JobSettings()) for spec in specs]
-    first = explainers[0]
+    first = Explainer(specs[0], settings or JobSettings())
+    for spec in specs:  # each loads and is checked here, with the first one's settings, before Ray starts
+        explainer = first if spec is specs[0] else Explainer(spec, first.settings)
+        if (explainer.parts.names, explainer.output_names) != (first.parts.names, first.output_names):
+            raise InputError(f"{spec.label} explains other features or outputs than {first.spec.label}: one job "
+                             f"compares policies with the same observations and actions.")
+        explainer.baseline(np.zeros((1, *explainer.policy.observation_shape), np.float32))
     if record is not None:
         shards = record_shards(len(specs), record, seed)
     elif episodes is not None:
@@ -95,38 +102,49 @@ def run_job(job: Job, out, resume: bool = False, address: str = "local", actors:
             gpus_per_actor: float = 0, progress=None) -> dict:
     """Explain the job's shards that ``out`` does not hold yet; returns the manifest.
 
-    progress: called as ``progress(shards_done, shards_total, states_done, seconds)`` after each shard
-    (the command line draws a progress line with it). Raises JobError.
+    progress: called as ``progress(shards_done, shards_total, states_done, seconds, done_now)`` after
+    each shard (the command line draws ``progress_line`` with it). Raises JobError.
     """
     out = Path(out)
     manifest = _open_results(job, out, resume)
     todo = [shard for shard in job.shards if shard.name not in manifest["shards"]]
-    started, states_done = time.perf_counter(), 0
     if todo:
         _start_ray(address, actors)
-        results = _explained(todo, job, out / STATES, actors, gpus_per_actor)
-        while True:
-            try:
-                result = next(results)
-            except StopIteration:
-                break
-            except Exception as error:  # a worker that died, a Ray failure: the shards done so far are kept
-                cause = str(getattr(error, "cause", None) or error).strip().splitlines() or [type(error).__name__]
-                raise JobError(f"the job stopped: {cause[-1]} ({_kept(manifest, job)})") from None
-            if result["error"]:
-                raise JobError(f"{result['error']} ({_kept(manifest, job)})")
-            manifest["shards"][str(result["shard"])] = {"rows": int(result["rows"]),
-                                                        "seconds": round(float(result["seconds"]), 3)}
-            manifest["shards"] = {s.name: manifest["shards"][s.name] for s in job.shards  # in the job's order
-                                  if s.name in manifest["shards"]}
+        try:
+            _collect(_explained(todo, job, out / STATES, actors, gpus_per_actor), job, out, manifest, progress)
+        finally:
             _write_manifest(out, manifest)
-            states_done += int(result["rows"])
-            if progress:
-                progress(len(manifest["shards"]), len(job.shards), states_done, time.perf_counter() - started)
     write_table(summarize(out), out / SUMMARY)
     LAST_JOB.parent.mkdir(parents=True, exist_ok=True)
     write_atomically(LAST_JOB, str(out.resolve()).encode())
     return manifest
+
+
+def _collect(results, job: Job, out: Path, manifest: dict, progress) -> None:
+    """Record each finished shard in ``manifest`` (rewritten every MANIFEST_EVERY_S), in the job's order."""
+    started, written, states_done, shards_done = time.perf_counter(), time.perf_counter(), 0, 0
+    order = {shard.name: i for i, shard in enumerate(job.shards)}
+    while True:
+        try:
+            result = next(results)
+        except StopIteration:
+            return
+        except Exception as error:  # a worker that died, a Ray failure: the shards done so far are kept
+            cause = (str(getattr(error, "cause", None) or error).strip().splitlines() or [type(error).__name__])[-1]
+            first_sentence = cause.split(". ")[0].rstrip(".")  # Ray's own advice on dead workers runs to 600 characters
+            raise JobError(f"the job stopped: {first_sentence} ({_kept(manifest, job)})") from None
+        if result["error"]:
+            raise JobError(f"{result['error']} ({_kept(manifest, job)})")
+        manifest["shards"][str(result["shard"])] = {"rows": int(result["rows"]),
+                                                    "seconds": round(float(result["seconds"]), 3)}
+        manifest["shards"] = dict(sorted(manifest["shards"].items(), key=lambda item: order[item[0]]))
+        if time.perf_counter() - written >= MANIFEST_EVERY_S:
+            _write_manifest(out, manifest)
+            written = time.perf_counter()
+        states_done, shards_done = states_done + int(result["rows"]), shards_done + 1
+        if progress:
+            progress(len(manifest["shards"]), len(job.shards), states_done, time.perf_counter() - started,
+                     shards_done)
 
 
 def _kept(manifest: dict, job: Job) -> str:
@@ -140,6 +158,9 @@ def _open_results(job: Job, out: Path, resume: bool) -> dict:
     if path.exists():
         manifest = read_manifest(out)
         done = len(manifest.get("shards", {}))
+        if manifest.get("version") != VERSION:
+            raise JobError(f"{out} holds a batch job of format version {manifest.get('version')!r}; this version "
+                           f"of the job writes version {VERSION}: choose another --out.")
         if not resume:
             raise JobError(f"{out} already holds a batch job's results ({done} of "
                            f"{len(manifest.get('job', {}).get('shards', []))} shards done): add --resume to finish "
@@ -149,6 +170,7 @@ def _open_results(job: Job, out: Path, resume: bool) -> dict:
             raise JobError(f"{out} holds a job with other {', '.join(differs)}: --resume continues the same job; "
                            f"choose another --out for this one.")
         manifest["shards"] = {name: info for name, info in manifest["shards"].items() if _intact(out, name, info)}
+        (out / STATES).mkdir(exist_ok=True)
         for leftover in (out / STATES).glob(".*.tmp"):  # a write a crash cut short
             leftover.unlink()
         return manifest
@@ -169,7 +191,7 @@ def _intact(out: Path, name: str, info: dict) -> bool:
 
 
 def _write_manifest(out: Path, manifest: dict) -> None:
-    write_atomically(out / MANIFEST, json.dumps(manifest, indent=1).encode())
+    write_atomically(out / MANIFEST, json.dumps(manifest, separators=(",", ":")).encode())
 
 
 def _start_ray(address: str, actors: int) -> None:
@@ -177,8 +199,10 @@ def _start_ray(address: str, actors: int) -> None:
     a Ray already running in this process is used as it is."""
     import logging
 
-    import ray
-
+    try:
+        import ray
+    except ImportError:
+        raise JobError("Ray is not installed: pip install -r requirements.txt") from None
     if address not in ("local", "auto"):
         _check_reachable(address)
     if ray.is_initialized():
@@ -209,28 +233,34 @@ def _explained(todo: list[Shard], job: Job, folder: Path, actors: int, gpus_per_
     """Ray Data: the shards as a dataset, ``map_batches`` on a pool of ``actors`` ShardWorkers; yields
     one result row per shard as each finishes."""
     import logging
+    import warnings
 
     import ray.data
 
     logger = logging.getLogger("ray.data")
-    logger.setLevel(logging.ERROR)  # no line per dataset run, nor one saying that its progress bars are off
+    logger.setLevel(logging.CRITICAL)  # no line per dataset run, nor its own report of a failure the job reports
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = False  # the job draws its own line
     context.print_on_execution_start = False
     shards = ray.data.from_items([{"shard": json.dumps(dataclasses.asdict(shard))} for shard in todo],
                                  override_num_blocks=len(todo))
-    results = shards.map_batches(
-        ShardWorker, batch_size=1, compute=ray.data.ActorPoolStrategy(size=actors),
-        num_gpus=gpus_per_actor or None,
-        fn_constructor_kwargs={"policies": [dataclasses.asdict(spec) for spec in job.policies],
-                               "settings": dataclasses.asdict(job.settings), "folder": str(folder.resolve())})
+    with warnings.catch_warnings():  # max_restarts goes through ray_remote_args until Ray 2.64 (requirements.txt)
+        warnings.filterwarnings("ignore", message="`ray_remote_args` is deprecated")
+        results = shards.map_batches(
+            ShardWorker, batch_size=1, compute=ray.data.ActorPoolStrategy(size=actors),
+            num_gpus=gpus_per_actor or None, max_restarts=0,  # a worker that dies ends the job (never a restart loop)
+            runtime_env={"env_vars": {"TF_FORCE_GPU_ALLOW_GROWTH": "true",  # actors sharing a GPU share its memory
+                                      "XLA_PYTHON_CLIENT_PREALLOCATE": "false"}} if gpus_per_actor else None,
+            fn_constructor_kwargs={"policies": [dataclasses.asdict(spec) for spec in job.policies],
+                                   "settings": dataclasses.asdict(job.settings), "folder": str(folder.resolve())})
     yield from results.iter_rows()
 
 
-def progress_line(shards_done: int, shards_total: int, states_done: int, seconds: float) -> None:
-    """The terminal's progress: redrawn in place on a terminal, one line per tenth of the job in a log."""
+def progress_line(shards_done: int, shards_total: int, states_done: int, seconds: float, done_now: int) -> None:
+    """The terminal's progress: redrawn in place on a terminal, one line per tenth of the job in a log.
+    shards_done counts the shards a resumed job had already; states_done, seconds and done_now are this run's."""
     rate = states_done / seconds if seconds > 0 else 0.0
-    left = seconds / shards_done * (shards_total - shards_done) if shards_done else float("nan")
+    left = seconds / done_now * (shards_total - shards_done) if done_now else float("nan")
     line = (f"{shards_done}/{shards_total} shards · {states_done:,} states · {rate:,.0f} states/s · "
             f"about {_duration(left)} left")
     if sys.stderr.isatty():

@@ -41,7 +41,41 @@ def read_manifest(folder) -> dict:
         raise ResultsError(f"{path} is not a readable manifest: {error}.") from None
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise ResultsError(f"{path} is not a batch job's manifest (its format is not {FORMAT!r}).")
+    problem = _manifest_problem(manifest)
+    if problem:
+        raise ResultsError(f"{path} is a damaged manifest: {problem}.")
     return manifest
+
+
+def _manifest_problem(manifest: dict) -> str | None:
+    """What is wrong with a manifest's structure, or None: a damaged or hostile one never reaches a page."""
+    from attribution.engine.outputs import OUTPUTS
+
+    job = manifest.get("job")
+    if not isinstance(job, dict):
+        return "it describes no job"
+    policies, shards, done = job.get("policies"), job.get("shards"), manifest.get("shards")
+    if not isinstance(policies, list) or not policies or not all(
+            isinstance(p, dict) and isinstance(p.get("label"), str) and isinstance(p.get("env_id"), str)
+            for p in policies):
+        return "its job has no list of policies with labels"
+    if not isinstance(shards, list) or not shards or not all(isinstance(x, dict) for x in shards):
+        return "its job has no list of shards"
+    try:
+        names = {Shard(**shard).name for shard in shards}
+    except TypeError as error:
+        return f"a shard is not described as the job describes them ({error})"
+    if not isinstance(done, dict) or not set(done) <= names or any("/" in n or "\\" in n or n.startswith(".")
+                                                                    for n in done):
+        return "its finished shards are not shards of its job"
+    if not all(isinstance(info, dict) and isinstance(info.get("rows"), int) for info in done.values()):
+        return "a finished shard has no row count"
+    if (job.get("settings") or {}).get("explain") not in OUTPUTS:
+        return "its settings name no known explained output"
+    for key in ("group_names", "output_names"):
+        if not isinstance(manifest.get(key), list) or not all(isinstance(x, str) for x in manifest[key]):
+            return f"it has no list of {key.replace('_', ' ')}"
+    return None
 
 
 def shard_files(folder, manifest: dict) -> list[Path]:
@@ -162,6 +196,16 @@ class Results:
     def shard_spec(self, row: int) -> Shard:
         return Shard(**self.manifest["job"]["shards"][int(self.shard[row])])
 
+    @property
+    def from_parquet(self) -> bool:
+        """Whether the states came from Parquet (their episodes are the ``episode_seed`` column) rather
+        than from episodes (a shard each)."""
+        return self.manifest["job"]["shards"][0]["kind"] == "parquet"
+
+    def policies_with_rows(self) -> list[int]:
+        """The policies that have finished shards (all of them once the job is done), in the job's order."""
+        return np.unique(self.policy).tolist()
+
     def targets_of(self, policy: int) -> np.ndarray:
         """The outputs explained for ``policy``'s rows, most frequent first."""
         values, counts = np.unique(self.target[self.policy == policy], return_counts=True)
@@ -172,14 +216,16 @@ class Results:
         episode's mean, and its standard deviation across episodes. Returns (mean (G,), std (G,),
         states, episodes)."""
         rows = np.flatnonzero((self.policy == policy) & (self.target == target))
-        episodes, index = np.unique(self.shard[rows], return_inverse=True)
+        episode_of = self.episode_seed if self.from_parquet else self.shard
+        episodes, index = np.unique(episode_of[rows], return_inverse=True)
         totals = np.zeros((len(episodes), self.group_sums.shape[1]))
         np.add.at(totals, index, self.group_sums[rows])
         per_episode = totals / np.bincount(index, minlength=len(episodes))[:, None]
         return per_episode.mean(axis=0), per_episode.std(axis=0), len(rows), len(episodes)
 
     def relative_gaps(self) -> np.ndarray:
-        """|gap| / |F(x) - F(x')| per row (0 where both are 0), float64 (N,)."""
+        """|gap| / |F(x) - F(x')| per row, float64 (N,), as the engine's ``relative_delta``: 0 where the
+        output does not change (no relative gap to speak of; the absolute one is in ``gap``)."""
         change = np.abs(self.change)
         return np.abs(self.gap) / np.where(change > 0, change, np.inf)
 
@@ -190,11 +236,13 @@ class Results:
         return top[np.argsort(-size[top], kind="stable")]
 
     def across_training(self) -> tuple[np.ndarray, np.ndarray]:
-        """Each policy's mean |group sum| over all its rows: (training steps (P,), values (P, G)), by step.
-        Only for policies that all have a training step (checkpoints); raises ResultsError otherwise."""
+        """Each policy's mean |group sum| over all its rows: (training steps (P',), values (P', G)), by step,
+        for the P' policies that have rows so far. Only for policies that all have a training step
+        (checkpoints); raises ResultsError otherwise."""
         if any(step is None for step in self.training_steps):
             raise ResultsError("not every policy of this job has a training step: it compares no checkpoints.")
         values = np.zeros((len(self.policies), self.group_sums.shape[1]))
         np.add.at(values, self.policy, np.abs(self.group_sums))
-        values /= np.maximum(np.bincount(self.policy, minlength=len(self.policies)), 1)[:, None]
-        return np.asarray(self.training_steps), values
+        counts = np.bincount(self.policy, minlength=len(self.policies))
+        kept = np.flatnonzero(counts)
+        return np.asarray(self.training_steps)[kept], values[kept] / counts[kept, None]

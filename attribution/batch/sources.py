@@ -31,7 +31,7 @@ class PolicySpec:
 
     label: what its rows are called (the environment id, or the file's name without suffix).
     training_step: the sidecar's ``training_steps`` (checkpoints are ordered by it), or None.
-    digest: the file's SHA-256 (None for a shipped policy), so that a resumed job knows it is the same.
+    digest: the SHA-256 of its file (the shipped one's too), so that a resumed job knows it is the same.
     """
 
     label: str
@@ -68,7 +68,9 @@ def policy_specs(names: list[str], env_id: str | None) -> list[PolicySpec]:
         elif name in shipped_env_ids():
             if env_id not in (None, name):
                 raise InputError(f"--policy {name} is the shipped policy for {name}, but --env says {env_id}.")
-            found.append(PolicySpec(label=name, env_id=name))
+            from attribution.rl.policies import POLICY_DIR, policy_file_name
+
+            found.append(PolicySpec(label=name, env_id=name, digest=file_digest(POLICY_DIR / policy_file_name(name))))
         else:
             raise InputError(f"unknown policy {name!r}: expected a shipped environment id "
                              f"({', '.join(shipped_env_ids())}), a policy file or a folder of them.")
@@ -99,7 +101,16 @@ def _file_spec(path: Path, env_id: str | None) -> PolicySpec:
     step = sidecar.get("training_steps") if isinstance(sidecar, dict) else None
     return PolicySpec(label=path.stem, env_id=env_id or file_env, path=str(path.resolve()),
                       training_step=int(step) if isinstance(step, int) else None,
-                      digest=hashlib.sha256(path.read_bytes()).hexdigest())
+                      digest=file_digest(path))
+
+
+def file_digest(path) -> str:
+    """The SHA-256 of a file, read in 1 MiB pieces."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        while piece := file.read(1 << 20):
+            digest.update(piece)
+    return digest.hexdigest()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -108,6 +119,7 @@ class Shard:
 
     kind: "record" (play the greedy episode seeded ``seed``, as ``record_episode`` does),
         "episode" (an episode file at ``path``) or "parquet" (rows ``start`` to ``stop`` of ``path``).
+    digest: the SHA-256 of the file at ``path``, so that a resumed job knows its input is unchanged.
     """
 
     policy: int
@@ -116,6 +128,7 @@ class Shard:
     path: str | None = None
     start: int = 0
     stop: int = 0
+    digest: str | None = None
 
     @property
     def name(self) -> str:
@@ -147,7 +160,7 @@ class Shard:
                 raise InputError(f"the episode file {self.path} is a {episode.env_id} episode; the policy acts "
                                  f"in {policy.info.env_id}.")
             return _steps_of(episode)
-        return _read_parquet_states(self.path, self.start, self.stop, policy.observation_shape)
+        return _read_parquet_states(self.path, self.start, self.stop, policy)
 
 
 def _steps_of(episode):
@@ -177,7 +190,12 @@ def episode_shards(n_policies: int, folder: str, env_id: str) -> list[Shard]:
             raise InputError(f"the episode file {path} does not load: {error}") from None
         if summary["env_id"] != env_id:
             raise InputError(f"the episode file {path} is a {summary['env_id']} episode; the policies act in {env_id}.")
-    return [Shard(p, "episode", path=str(path.resolve())) for p in range(n_policies) for path in files]
+        if not isinstance(summary["length"], int) or summary["length"] < 1:
+            raise InputError(f"the episode file {path} holds no steps (length {summary['length']!r}): "
+                             f"nothing to explain in it; move it out of {folder}.")
+    digests = {path: file_digest(path) for path in files}
+    return [Shard(p, "episode", path=str(path.resolve()), digest=digests[path])
+            for p in range(n_policies) for path in files]
 
 
 def parquet_shards(n_policies: int, location: str) -> list[Shard]:
@@ -199,27 +217,29 @@ def parquet_shards(n_policies: int, location: str) -> list[Shard]:
         columns = metadata.schema.to_arrow_schema().names
         if "observation" not in columns:
             raise InputError(f"{path} has no 'observation' column; its columns are {', '.join(columns)}.")
-        rows = metadata.num_rows
+        rows, digest = metadata.num_rows, file_digest(path)
         shards += [Shard(p, "parquet", path=str(path.resolve()), start=start,
-                         stop=min(start + PARQUET_ROWS_PER_SHARD, rows))
+                         stop=min(start + PARQUET_ROWS_PER_SHARD, rows), digest=digest)
                    for p in range(n_policies) for start in range(0, rows, PARQUET_ROWS_PER_SHARD)]
     if not shards:
         raise InputError(f"the Parquet input at {location} has no rows: nothing to explain.")
     return shards
 
 
-def _read_parquet_states(path: str, start: int, stop: int, obs_shape: tuple[int, ...]):
+def _read_parquet_states(path: str, start: int, stop: int, policy):
+    """Rows ``start`` to ``stop`` of the file, reading only the row groups that hold them."""
     import pyarrow.parquet as pq
 
-    table = pq.read_table(path).slice(start, stop - start)
+    obs_shape = policy.observation_shape
+    table = _rows(pq.ParquetFile(path), start, stop)
     column = table.column("observation").combine_chunks()
     try:
         if hasattr(column, "to_numpy_ndarray"):  # Arrow's fixed-shape tensor
             states = column.to_numpy_ndarray()
-        else:
-            states = np.stack([np.asarray(row, np.float32) for row in column.to_pylist()])
+        else:  # a list per row: its values at once, then one reshape (ragged rows fail it)
+            states = column.flatten().to_numpy(zero_copy_only=False)
         states = np.asarray(states, np.float32).reshape(len(table), *obs_shape)
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, AttributeError):
         raise InputError(f"{path}: each observation must hold {int(np.prod(obs_shape))} numbers (shape {obs_shape}) "
                          f"for this policy; column 'observation' has type {column.type}.") from None
     if not np.isfinite(states).all():
@@ -228,6 +248,37 @@ def _read_parquet_states(path: str, start: int, stop: int, obs_shape: tuple[int,
     names = table.column_names
     seeds = table.column("episode_seed").to_numpy() if "episode_seed" in names else np.zeros(n, np.int64)
     steps = table.column("step").to_numpy() if "step" in names else np.arange(start, stop, dtype=np.int64)
-    actions = np.asarray(table.column("action").to_pylist()) if "action" in names else None
+    actions = _checked_actions(table.column("action"), policy, path) if "action" in names else None
     return seeds.astype(np.int64), steps.astype(np.int64), states, actions
 
+
+def _rows(file, start: int, stop: int):
+    """Rows ``start`` to ``stop`` of a ``pyarrow.parquet.ParquetFile`` as a table."""
+    sizes = [file.metadata.row_group(i).num_rows for i in range(file.metadata.num_row_groups)]
+    ends = np.cumsum(sizes)
+    groups = [i for i, end in enumerate(ends) if end > start and end - sizes[i] < stop]
+    first = int(ends[groups[0]] - sizes[groups[0]]) if groups else start
+    return file.read_row_groups(groups).slice(start - first, stop - start)
+
+
+def _checked_actions(column, policy, path: str) -> np.ndarray:
+    """The ``action`` column as the policy's actions: whole numbers below its action count, or (for
+    continuous actions) rows of its action size, all finite. Raises InputError."""
+    info = policy.info
+    try:
+        actions = np.asarray(column.to_pylist(), np.float64)
+    except (ValueError, TypeError):
+        raise InputError(f"{path}: column 'action' must hold numbers; it has type {column.type}.") from None
+    if not np.isfinite(actions).all():
+        raise InputError(f"{path}: column 'action' holds NaN or infinity.")
+    if info.continuous:
+        size = len(info.action_names)
+        if actions.reshape(len(actions), -1).shape[1] != size:
+            raise InputError(f"{path}: each action must hold {size} numbers for this policy; column 'action' has "
+                             f"rows of shape {actions.shape[1:]}.")
+        return actions.reshape(len(actions), size).astype(np.float32)
+    count = len(info.action_names)
+    if actions.ndim != 1 or (actions != np.round(actions)).any() or (actions < 0).any() or (actions >= count).any():
+        raise InputError(f"{path}: column 'action' must hold whole numbers from 0 to {count - 1} (this policy's "
+                         f"actions); it holds {actions.reshape(-1)[:3].tolist()}...")
+    return actions.astype(np.int64)

@@ -63,7 +63,7 @@ class IGResult:
 
     @property
     def relative_delta(self) -> np.ndarray:
-        """|delta| / |F(x)[t] - F(x')[t]|; 0 where both are 0."""
+        """|delta| / |F(x)[t] - F(x')[t]|; 0 where the output does not change."""
         change = np.abs(self.output_change)
         return np.abs(self.delta) / np.where(change > 0, change, np.inf)
 

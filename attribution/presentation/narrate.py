@@ -98,7 +98,7 @@ def runs_sentence(output_name: str, names, means, spreads, states: int, episodes
     """What a policy relied on over many states, for one explained output.
 
     'Over 750 states in 3 episodes, pole angle (rad) mattered most for P(push left), raising it by
-    +0.118 per state on average (± 0.005 across episodes); next came cart position (m) (−0.029).'
+    0.118 per state on average (± 0.005 across episodes); next came cart position (m) (−0.029).'
     means, spreads: (G,) each part's mean attribution and its spread across episodes.
     """
     means, spreads = np.asarray(means, float), np.asarray(spreads, float)
@@ -107,8 +107,8 @@ def runs_sentence(output_name: str, names, means, spreads, states: int, episodes
     verb = "raising" if means[first] >= 0 else "lowering"
     spread = f" (± {_number(spreads[first])} across episodes)" if episodes > 1 else ""
     sentence = (f"Over {states:,} state{'s' * (states != 1)} in {episodes} episode{'s' * (episodes != 1)}, "
-                f"{names[first]} mattered most for {output_name}, {verb} it by {_number(means[first], signed=True)} "
+                f"{names[first]} mattered most for {output_name}, {verb} it by {_number(abs(means[first]))} "
                 f"per state on average{spread}")
     if len(order) > 1:
         sentence += f"; next came {names[order[1]]} ({_number(means[order[1]], signed=True).replace('-', '−')})"
-    return sentence.replace("by -", "by −") + "."
+    return sentence + "."

@@ -63,8 +63,6 @@ class Checkpoints:
     training steps, which is what orders checkpoints in a batch job and on the Runs page."""
 
     def __init__(self, env_id: str, folder: Path, every: int, **metadata):
-        if every < 1:
-            raise ValueError(f"--checkpoint-every must be a positive number of steps; received {every}.")
         self.env_id, self.folder, self.every, self.metadata, self.kept = env_id, folder, every, metadata, 0
 
     def __call__(self, steps: int, shipped) -> None:
@@ -97,6 +95,8 @@ def main(argv=None) -> None:
                              "training: python -m attribution.batch --policy OUT/checkpoints ...)")
     args = parser.parse_args(argv)
     config = CONFIGS[args.env_id]
+    if args.checkpoint_every < 0:
+        parser.error(f"--checkpoint-every must be a positive number of steps; received {args.checkpoint_every}.")
     if args.checkpoint_every and not isinstance(config, PPOConfig):
         parser.error(f"--checkpoint-every works with PPO-trained environments "
                      f"({', '.join(e for e, c in CONFIGS.items() if isinstance(c, PPOConfig))}); "
