@@ -8,11 +8,10 @@ import numpy as np
 import streamlit as st
 
 from attribution.engine import backend
-from attribution.presentation.narrate import completeness_sentence, step_sentence
+from attribution.presentation.narrate import completeness_sentence
 from attribution.presentation.plots import attribution_timeline
 from attribution.rl.rollout import EpisodeStepper, actor_output, record_episode
 from pages.common import (
-    SPEEDS,
     choice_caption,
     explain_states,
     feature_bars,
@@ -20,16 +19,14 @@ from pages.common import (
     frame_with_parts,
     is_playing,
     painted_frame,
-    play_button,
     publish_live_state,
     set_playing,
     shown_bars,
     sidebar,
     state_sliders,
-    stop_playing,
     study_episode,
-    tick_interval,
 )
+from pages.player import RATES, reading, show_player
 
 
 class LiveEpisode:
@@ -40,6 +37,7 @@ class LiveEpisode:
         self.run = EpisodeStepper(env_id, seed, render=True)
         self.timeline_key, self.timeline = None, np.zeros((0, 0), np.float32)  # (steps, parts), made on first use
         self.shown = None  # (explanation key, step, one attribution per part) of the state on screen
+        self.plays, self.ahead, self.answered, self.history_sent = 0, [], 0, None  # Play's (pages/player.py)
 
 
 def start_live_episode() -> None:
@@ -74,6 +72,12 @@ def step():
         run.step(policy.act(run.observation))
 
 
+def start_playing():
+    live = st.session_state.live
+    live.plays, live.ahead, live.answered = live.plays + 1, [], 0
+    set_playing("live", True)
+
+
 def open_in_replay():
     run = st.session_state.live.run
     with st.spinner("Rebuilding the episode's frames…"):  # the same seed and actions replay it exactly
@@ -82,36 +86,38 @@ def open_in_replay():
     st.switch_page("pages/replay.py")
 
 
-playing = is_playing("live")
 options = st.columns([2, 3, 3])
-speed = options[0].selectbox("Speed", list(SPEEDS), index=2, label_visibility="collapsed")
+speed = options[0].selectbox("Speed", list(RATES), index=4, label_visibility="collapsed",
+                             help="Play's steps per second; Pong's own speed is 15, CartPole's 50")
 all_actions = options[1].toggle("Bars for every action", disabled=not settings.output.per_action)
 show_what_if = options[2].toggle("What if the state were different?", disabled=settings.image,
                                  help="edit a vector observation's features" if not settings.image else
                                  "a pixel agent's frames cannot be edited here")
 
 
-@st.fragment(run_every=tick_interval("live", speed))
+@st.fragment
 def live_view():
-    """Everything that changes at each step. Step and Reset rerun only this fragment; Play makes it tick."""
-    run = st.session_state.live.run
+    """Everything that changes at each step: Step, Reset, Play and Pause rerun only this fragment."""
+    live = st.session_state.live
+    run, playing = live.run, is_playing("live")
     controls = st.columns(4)
     controls[0].button("Reset", width="stretch", on_click=start_live_episode)
-    controls[1].button("Step", width="stretch", disabled=run.done, on_click=step)
-    play_button(controls[2], "live", playing, disabled=run.done and not playing)
+    controls[1].button("Step", width="stretch", disabled=run.done or playing, on_click=step)
+    if not playing:  # while playing, Pause is the player's own button
+        controls[2].button("Play", width="stretch", disabled=run.done, on_click=start_playing)
     if controls[3].button("Open in replay", disabled=run.t == 0 or playing, width="stretch",  # here, so Step enables it
                           help="study this episode so far on the Replay page, and save it there"):
         open_in_replay()
-    if is_playing("live"):
-        step()
-        if run.done:
-            stop_playing("live")
+    every_action = all_actions and settings.output.per_action
+    if playing:
+        extend_timeline(live, settings)
+        show_player(settings, live, RATES[speed], every_action)
+        return
     publish_live_state(settings.policy_key, run.t, run.observation)
 
     action = policy.act(run.observation)
     target = settings.target_for(action)
     started = time.perf_counter()
-    every_action = all_actions and settings.output.per_action
     result = explain_states(settings, [run.observation], [target], every_action, maps=settings.image)
     elapsed_ms = (time.perf_counter() - started) * 1e3
     output_name = settings.output_name(target)
@@ -129,17 +135,11 @@ def live_view():
         metrics = st.columns(2)
         metrics[0].metric("Step", run.t)
         metrics[1].metric("Return so far", f"{run.total_return:.1f}")
-        if policy.info.continuous:
-            st.metric("Action", f"{float(np.asarray(action).reshape(-1)[0]):+.2f}")
-            subject = f"The agent's {policy.info.action_names[0]} is {float(np.asarray(action).reshape(-1)[0]):+.2f}"
-        else:
-            st.metric("Action", policy.info.action_names[action])
+        label, sentence = reading(settings, run.observation, action, attributions, at_state)
+        st.metric("Action", label)
+        if not policy.info.continuous:
             st.caption(choice_caption(policy, actor_output(policy, run.observation)))
-            subject = f"The agent chose {policy.info.action_names[action].upper()}"
-        if not settings.output.is_actions_score:
-            subject = f"{subject}; {output_name} is {at_state:.2f}"
-        st.success(step_sentence(subject, attributions, parts.descriptions(run.observation),
-                                 nouns=parts.kind == "object"))
+        st.success(sentence)
         if run.done:
             st.warning(
                 f"The episode ended after {run.t} steps with return {run.total_return:.1f}. Press Reset for a new one."
@@ -176,16 +176,7 @@ def show_timeline(settings):
     if run.t == 0:
         st.caption("Step or play to see how the attributions move over time.")
         return
-    if live.timeline_key != settings.explanation_key:  # new settings: the whole history again, in one batched call
-        live.timeline_key, live.timeline = settings.explanation_key, np.zeros((0, len(names)), np.float32)
-    new = slice(len(live.timeline), run.t)
-    if live.shown is not None and live.shown[:2] == (settings.explanation_key, new.start) and new.start < new.stop:
-        live.timeline = np.concatenate([live.timeline, live.shown[2][None]])  # explained when it was on screen
-        new = slice(new.start + 1, new.stop)
-    if new.start < new.stop:
-        targets = [settings.target_for(a) for a in run.actions[new]]
-        found = explain_states(settings, run.observations[new], targets, maps=False).group_sums
-        live.timeline = np.concatenate([live.timeline, found])
+    extend_timeline(live, settings)
     kind = st.radio("Chart", ["lines", "heatmap"], horizontal=True, key="timeline_kind", label_visibility="collapsed")
     actions = np.asarray(run.actions)
     figure = attribution_timeline(names, live.timeline, actions, run.rewards,
@@ -199,6 +190,21 @@ def show_timeline(settings):
         chosen = int(points[0]["x"])
         st.plotly_chart(shown_bars(settings, run.observations[chosen], live.timeline[chosen], title=f"step {chosen}"),
                         key="chosen_bars", config={"displayModeBar": False})
+
+
+def extend_timeline(live, settings):
+    """Make ``live.timeline`` hold the attribution sums of every step played so far under ``settings``."""
+    run = live.run
+    if live.timeline_key != settings.explanation_key:  # new settings: the whole history again, in one batched call
+        live.timeline_key, live.timeline = settings.explanation_key, np.zeros((0, len(names)), np.float32)
+    new = slice(len(live.timeline), run.t)
+    if live.shown is not None and live.shown[:2] == (settings.explanation_key, new.start) and new.start < new.stop:
+        live.timeline = np.concatenate([live.timeline, live.shown[2][None]])  # explained when it was on screen
+        new = slice(new.start + 1, new.stop)
+    if new.start < new.stop:
+        targets = [settings.target_for(a) for a in run.actions[new]]
+        found = explain_states(settings, run.observations[new], targets, maps=False).group_sums
+        live.timeline = np.concatenate([live.timeline, found])
 
 
 live_view()

@@ -3,6 +3,7 @@
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -70,6 +71,27 @@ def test_step_and_reset(live):
     assert float(metric(live, "Return so far")) == 3.0
     button(live, "Reset").click().run()
     assert metric(live, "Step") == "0"
+
+
+def test_play_explains_a_second_ahead_in_one_batch_and_reset_stops_it(live):
+    button(live, "Step").click().run()
+    on_screen = live.session_state["live"].shown[2]  # step 1's sums, explained on their own
+    button(live, "Play").click().run()
+    assert not live.exception
+    assert [b.label for b in live.button] == ["Reset", "Step", "Open in replay"]  # Pause is the player's
+    assert button(live, "Step").disabled and button(live, "Open in replay").disabled
+    played = live.session_state["live"]
+    assert [step["t"] for step in played.ahead] == list(range(1, 16))  # 15 steps/s: one second of play
+    assert played.run.t == 16 and played.timeline.shape == (16, 4)
+    np.testing.assert_allclose(played.ahead[0]["sums"], on_screen, atol=1e-6)  # in a batch as on its own
+    for step in played.ahead:
+        np.testing.assert_array_equal(played.timeline[step["t"]], np.float32(step["sums"]))
+        assert step["return"] == step["t"] and step["frame"].startswith("data:image/png;base64,")
+        assert step["sentence"].startswith("The agent chose PUSH") and "attributions sum to" in step["gap"]
+        assert step["bars"][0]["names"] == ["cart position (m)", "cart velocity (m/s)", "pole angle (rad)",
+                                            "pole angular velocity (rad/s)"]
+    button(live, "Reset").click().run()
+    assert metric(live, "Step") == "0" and button(live, "Play") and not live.session_state["live_playing"]
 
 
 def test_a_replaced_live_episode_closes_its_environment(live):

@@ -209,3 +209,29 @@ def test_the_stepper_renders_each_state_once():
         assert run.frame() is first and renders == [0]  # a redraw without a step renders nothing
         run.step(1)
         assert run.frame() is not first and renders == [0, 1]
+
+
+def test_playing_ahead_then_rewinding_lands_on_the_same_state(cartpole):
+    from attribution.rl.rollout import EpisodeStepper, play_ahead
+
+    with EpisodeStepper("CartPole-v1", seed=4, render=True) as run:
+        frames = play_ahead(run, cartpole, 8)
+        assert len(frames) == run.t == 8 and frames[0].shape == (400, 600, 3) and frames[0].dtype == np.uint8
+        observations, actions, total = np.array(run.observations), list(run.actions), run.total_return
+        run.rewind(5)  # back to the state before step 5, from the seed and the first 5 actions
+        assert run.t == 5 and run.total_return == sum(run.rewards) == 5.0 and not run.done
+        np.testing.assert_array_equal(run.observation, observations[5])
+        np.testing.assert_array_equal(run.frame(), frames[5])
+        assert play_ahead(run, cartpole, 3) and run.actions == actions and run.total_return == total
+        with pytest.raises(ValueError, match="rewind needs a step from 0 to 8; received 9"):
+            run.rewind(9)
+
+
+def test_playing_ahead_stops_at_the_end_of_the_episode(cartpole):
+    from attribution.rl.rollout import EpisodeStepper, play_ahead
+
+    with EpisodeStepper("CartPole-v1", seed=0, render=True) as run:
+        run.env.unwrapped.state[2] = 0.2  # a pole far over: the episode ends within a few steps
+        run.observe(np.array(run.env.unwrapped.state, np.float32))
+        frames = play_ahead(run, cartpole, 500)
+        assert run.done and len(frames) == run.t < 500

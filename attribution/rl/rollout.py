@@ -85,6 +85,16 @@ class EpisodeStepper:
             observation, _, self.terminated, self.truncated, _ = self.env.step(as_action(action))
             self.observe(observation)
 
+    def rewind(self, t: int) -> None:
+        """Go back to step ``t`` of this episode (0 <= t <= self.t) by replaying its first ``t`` actions
+        from its seed: the environment's state is not copied, only its seed and actions are kept."""
+        if not 0 <= t <= self.t:
+            raise ValueError(f"rewind needs a step from 0 to {self.t}; received {t}.")
+        actions, outputs = self.actions[:t], self.policy_outputs[:t]
+        self.reset(self.seed)
+        for k, action in enumerate(actions):
+            self.step(action, outputs[k] if k < len(outputs) else None)
+
     def episode(self, policy: str, greedy: bool) -> Episode:
         """The recorded steps as an Episode (``policy``: who played it, as episodes name it)."""
         obs_shape = np.shape(self.observation)
@@ -126,6 +136,16 @@ def play(run: EpisodeStepper, policy, greedy: bool = True, rng=None, max_steps: 
         run.step(_choose(policy, actor, greedy, rng), actor)
         if on_step:
             on_step(run.t)
+
+
+def play_ahead(run: EpisodeStepper, policy, count: int) -> list[np.ndarray]:
+    """Let ``policy`` take up to ``count`` greedy steps of ``run`` (fewer if the episode ends); returns
+    the picture of each state it acted in, uint8 (H, W, 3) each, for a player to show later."""
+    frames = []
+    while not run.done and len(frames) < count:
+        frames.append(run.frame())
+        run.step(policy.act(run.observation))
+    return frames
 
 
 def record_episode(policy, seed: int, greedy: bool = True, render: bool = True, max_steps: int | None = None,

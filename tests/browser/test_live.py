@@ -38,6 +38,28 @@ def test_step_twenty_times_then_play(open_page):
     assert no_exception(page)
 
 
+def test_play_shows_every_step_in_turn_and_pause_stops_at_the_step_on_screen(open_page):
+    page = open_page()
+    page.wait_for_selector(".js-plotly-plot", timeout=60_000)
+    page.get_by_role("button", name="Play", exact=True).click()
+    pause = page.get_by_role("button", name="Pause", exact=True)  # the player's own
+    pause.wait_for(timeout=30_000)
+    page.wait_for_function("() => (window.__rlPlayerLog || []).length >= 40", timeout=60_000)
+    shown = pause.evaluate("""button => {  // read the step on screen and pause in the same instant
+        const step = button.getRootNode().querySelector('[data-testid="stMetricValue"]').textContent;
+        button.click();
+        return Number(step); }""")
+    page.get_by_role("button", name="Play", exact=True).wait_for(timeout=30_000)
+    wait_until_idle(page)
+    assert metric_value(page, "Step") == str(shown)  # the page stopped at the step on screen
+    displayed = [t for t, _ in page.evaluate("() => window.__rlPlayerLog")]
+    assert displayed == list(range(displayed[0], shown + 1))  # every step shown, in turn, none skipped
+    page.get_by_role("button", name="Step", exact=True).click()
+    wait_until_idle(page)
+    assert metric_value(page, "Step") == str(shown + 1)  # and Step continues from it
+    assert no_exception(page)
+
+
 def test_clicking_the_time_chart_shows_that_steps_bars(open_page):
     page = open_page()
     page.wait_for_selector(".js-plotly-plot", timeout=60_000)
