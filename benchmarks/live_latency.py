@@ -1,10 +1,17 @@
-"""Live page speed in a real browser: click on "Step" to updated charts, and Play's steps per second.
+"""The Live page's speed in a real browser: opening the app, Step against a floor page, and Play.
 
-    python benchmarks/live_latency.py [--clicks 30] [--play-seconds 10]
+    python benchmarks/live_latency.py [--clicks 30] [--play-seconds 20] [--envs CartPole-v1 ALE/Pong-v5]
 
-Starts ``streamlit run app.py`` on a free localhost port and drives Debian's chromium with
-Playwright. A click counts as done when the "Step" metric shows the new step and the script run
-(env step, attribution, every chart) has finished. Play runs at its fastest setting (10 steps/s).
+Starts ``streamlit run`` on free localhost ports and drives Debian's chromium with Playwright.
+
+- Opening: a freshly started server, from opening the page to the first explained step on screen
+  (the Step metric and the bars drawn); then a second visitor on the now warm server.
+- Step: click to charts on Live (CartPole) and on ``benchmarks/floor_page.py``, which draws the same
+  things from canned numbers with no model, in the same run. A click counts as done when the "Step"
+  metric shows the new step and the script run that redraws every chart has finished.
+- Play: the player's log of when each step was displayed (``window.__rlPlayerLog``), over
+  ``--play-seconds`` of Play at each rate: the interval between displayed steps (median, 95th
+  percentile), the steps skipped (none should be) and the rate reached.
 """
 
 from __future__ import annotations
@@ -29,15 +36,30 @@ from streamlit_browser import (  # noqa: E402
     wait_until_idle,
 )
 
+VIEWPORT = {"width": 1400, "height": 1100}
 
-def choose_environment(page, env_id: str) -> None:
-    page.get_by_role("combobox", name="Environment").click()
-    page.get_by_role("option", name=env_id, exact=True).click()
+
+def choose(page, label: str, option: str) -> None:
+    page.get_by_role("combobox", name=label).click()
+    page.get_by_role("option", name=option, exact=True).click()
     wait_until_idle(page)
 
 
-def measure(page, env_id: str, clicks: int, play_seconds: float) -> dict:
-    choose_environment(page, env_id)
+def opening_seconds(browser, url) -> float:
+    """From opening the page to the first explained step on screen, in a new browser context."""
+    context = browser.new_context(viewport=VIEWPORT)
+    page = context.new_page()
+    started = time.perf_counter()
+    page.goto(url)
+    page.wait_for_selector('[data-testid="stMetric"] >> text=Step', timeout=120_000)
+    page.wait_for_selector(".js-plotly-plot", timeout=120_000)
+    seconds = time.perf_counter() - started
+    context.close()
+    return seconds
+
+
+def click_latencies(page, clicks: int) -> list[float]:
+    """Milliseconds from a click on Step to the new step drawn and its script run finished, after 3 warm-ups."""
     step = page.get_by_role("button", name="Step", exact=True)
     for _ in range(3):  # warm-up: first compilations
         step.click()
@@ -58,46 +80,69 @@ def measure(page, env_id: str, clicks: int, play_seconds: float) -> dict:
             polling="raf",
         )
         latencies.append((time.perf_counter() - started) * 1e3)
-    page.get_by_role("combobox", name="Speed").click()
-    page.get_by_role("option", name="10 steps/s").click()
+    return latencies
+
+
+def play(page, rate: str, seconds: float) -> dict:
+    """Play ``seconds`` at ``rate`` from Reset; what the player's display log says."""
+    page.get_by_role("button", name="Reset", exact=True).click()
     wait_until_idle(page)
-    before = int(metric_value(page, "Step"))
+    choose(page, "Speed", rate)
+    page.evaluate("() => { window.__rlPlayerLog = []; }")
     page.get_by_role("button", name="Play", exact=True).click()
-    started = time.perf_counter()
-    page.wait_for_timeout(play_seconds * 1e3)
-    after, elapsed = int(metric_value(page, "Step")), time.perf_counter() - started
-    page.get_by_role("button", name="Pause", exact=True).click()
+    page.wait_for_timeout(seconds * 1e3)
+    log = page.evaluate("() => window.__rlPlayerLog")
+    pause = page.get_by_role("button", name="Pause", exact=True)
+    if pause.count():
+        pause.click()
+    page.get_by_role("button", name="Play", exact=True).wait_for(timeout=60_000)
     wait_until_idle(page)
-    return {"median": statistics.median(latencies), "p90": sorted(latencies)[int(0.9 * len(latencies)) - 1],
-            "max": max(latencies), "play": (after - before) / elapsed}
+    steps, times = [t for t, _ in log], [ms for _, ms in log]
+    intervals = sorted(b - a for a, b in zip(times, times[1:], strict=False))
+    return {"shown": len(steps), "skipped": sum(b - a - 1 for a, b in zip(steps, steps[1:], strict=False)),
+            "median": statistics.median(intervals), "p95": intervals[int(0.95 * (len(intervals) - 1))],
+            "rate": 1e3 * (len(times) - 1) / (times[-1] - times[0])}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--clicks", type=int, default=30)
-    parser.add_argument("--play-seconds", type=float, default=10)
-    parser.add_argument("--envs", nargs="+", default=["CartPole-v1", "LunarLander-v3"])
+    parser.add_argument("--play-seconds", type=float, default=20)
+    parser.add_argument("--envs", nargs="+", default=["CartPole-v1", "ALE/Pong-v5"])
+    parser.add_argument("--rates", nargs="+", default=["15 steps/s", "30 steps/s"])
     args = parser.parse_args()
     chromium = find_chromium()
     if not chromium:
         sys.exit("Debian's chromium is needed: apt-get install -y chromium")
-    print(
-        f"Live page in headless chromium, {os.cpu_count()} cores, {args.clicks} clicks, "
-        f"Play {args.play_seconds:.0f} s at 10 steps/s"
-    )
-    print(f"{'environment':<16}{'click to charts, median':>25}{'p90':>9}{'max':>9}{'Play steps/s':>15}")
+    print(f"Live page in headless chromium, {os.cpu_count()} cores")
     with streamlit_server() as url, sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_FLAGS)
+        first, second = opening_seconds(browser, url), opening_seconds(browser, url)
+        print(f"\nopening to the first explained step: fresh server {first:.1f} s, second visitor {second:.1f} s")
+
+        page = browser.new_page(viewport=VIEWPORT)
+        page.goto(url)
+        wait_until_idle(page)
+        live = click_latencies(page, args.clicks)
+        with streamlit_server(script="benchmarks/floor_page.py") as floor_url:
+            floor_page = browser.new_page(viewport=VIEWPORT)
+            floor_page.goto(floor_url)
+            wait_until_idle(floor_page)
+            floor = click_latencies(floor_page, args.clicks)
+            floor_page.close()
+        print(f"\nStep, click to charts ({args.clicks} clicks)  median      p90   median / floor")
+        for name, found in (("Live, CartPole-v1", live), ("floor page, no model", floor)):
+            print(f"{name:<36}{statistics.median(found):>5.0f} ms{sorted(found)[int(0.9 * len(found)) - 1]:>6.0f} ms"
+                  f"{statistics.median(found) / statistics.median(floor):>16.2f}")
+
+        print(f"\nPlay, {args.play_seconds:.0f} s each          shown  skipped  interval median      p95   steps/s")
         for env_id in args.envs:
-            page = browser.new_page(viewport={"width": 1400, "height": 1100})
-            page.goto(url)
-            wait_until_idle(page)
-            found = measure(page, env_id, args.clicks, args.play_seconds)
-            print(
-                f"{env_id:<16}{found['median']:>22.0f} ms{found['p90']:>6.0f} ms{found['max']:>6.0f} ms"
-                f"{found['play']:>15.1f}"
-            )
-            page.close()
+            if env_id != "CartPole-v1":
+                choose(page, "Environment", env_id)
+            for rate in args.rates:
+                found = play(page, rate, args.play_seconds)
+                print(f"{env_id:<16}{rate:>12}{found['shown']:>8}{found['skipped']:>9}{found['median']:>14.1f} ms"
+                      f"{found['p95']:>6.0f} ms{found['rate']:>10.1f}", flush=True)
         browser.close()
 
 

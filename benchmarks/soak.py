@@ -1,8 +1,8 @@
 """Soak: Play the Live page for thousands of steps in one browser session and watch the server's memory.
 
-    python benchmarks/soak.py [--steps 3000] [--env CartPole-v1]
+    python benchmarks/soak.py [--steps 3000] [--env CartPole-v1] [--rate "15 steps/s"]
 
-Plays at the fastest speed, pressing Reset and Play again whenever an episode ends, and reads the
+Plays at ``--rate`` (the Live page's default), pressing Reset and Play again whenever an episode ends, and reads the
 server process's resident memory (VmRSS) every 250 steps. The figure that matters is the growth
 after the first 500 steps (issue 7: under 100 MB over 3,000 steps).
 """
@@ -30,9 +30,11 @@ def resident_mb(pid: int) -> float:
     raise RuntimeError(f"no VmRSS for process {pid}")
 
 
-def soak(browser, url, steps: int, env_id: str, report=print) -> list[tuple[int, float, float]]:
+def soak(browser, url, steps: int, env_id: str, rate: str = "15 steps/s",
+         report=print) -> list[tuple[int, float, float, float]]:
     """Play ``steps`` steps in a new page of ``browser`` (Playwright) on the app at ``url`` (a
-    ``ServerURL``): (steps played, seconds, server MB) every 250 steps, and at the end."""
+    ``ServerURL``): (steps played, seconds, server MB, the page's JavaScript heap MB) every 250
+    steps, and at the end. (Chromium rounds the heap unless started with --enable-precise-memory-info.)"""
     readings, played, started = [], 0, time.perf_counter()
     context = browser.new_context(viewport={"width": 1400, "height": 1100})
     try:
@@ -46,9 +48,13 @@ def soak(browser, url, steps: int, env_id: str, report=print) -> list[tuple[int,
             page.get_by_role("option", name=env_id, exact=True).click()
             wait_until_idle(page)
         page.get_by_role("combobox", name="Speed").click()
-        page.get_by_role("option", name="10 steps/s").click()
+        page.get_by_role("option", name=rate, exact=True).click()
         wait_until_idle(page)
-        readings.append((0, 0.0, resident_mb(url.pid)))
+        def reading(played_steps: int) -> tuple[int, float, float, float]:
+            heap = page.evaluate("() => performance.memory.usedJSHeapSize") / 2**20
+            return played_steps, time.perf_counter() - started, resident_mb(url.pid), heap
+
+        readings.append(reading(0))
         episode_start = 0
         while played < steps:
             page.get_by_role("button", name="Play", exact=True).click()
@@ -62,7 +68,7 @@ def soak(browser, url, steps: int, env_id: str, report=print) -> list[tuple[int,
                 elif time.perf_counter() - last_progress > STALL_SECONDS:
                     raise RuntimeError(f"Play stalled at step {now}: no new step for {STALL_SECONDS} s")
                 while readings[-1][0] + 250 <= now:
-                    readings.append((readings[-1][0] + 250, time.perf_counter() - started, resident_mb(url.pid)))
+                    readings.append(reading(readings[-1][0] + 250))
                     report(*readings[-1])
                 if now >= steps or page.get_by_role("button", name="Play", exact=True).count():
                     break  # enough, or the episode ended and Play is offered again
@@ -75,7 +81,7 @@ def soak(browser, url, steps: int, env_id: str, report=print) -> list[tuple[int,
             page.get_by_role("button", name="Reset", exact=True).click()
             wait_until_idle(page)
         if readings[-1][0] < played:
-            readings.append((played, time.perf_counter() - started, resident_mb(url.pid)))
+            readings.append(reading(played))
             report(*readings[-1])
         if errors:
             raise RuntimeError(f"browser console errors: {errors[:5]}")
@@ -88,15 +94,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=3000)
     parser.add_argument("--env", default="CartPole-v1")
+    parser.add_argument("--rate", default="15 steps/s")
     args = parser.parse_args()
-    print(f"{'steps':>7}{'seconds':>9}{'server MB':>11}")
+    print(f"{'steps':>7}{'seconds':>9}{'server MB':>11}{'page heap MB':>14}")
     with streamlit_server() as url, sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=find_chromium(), args=CHROMIUM_FLAGS)
-        readings = soak(browser, url, args.steps, args.env,
-                        report=lambda s, t, mb: print(f"{s:>7}{t:>9.0f}{mb:>11.1f}", flush=True))
+        browser = playwright.chromium.launch(executable_path=find_chromium(),
+                                             args=[*CHROMIUM_FLAGS, "--enable-precise-memory-info"])
+        readings = soak(browser, url, args.steps, args.env, args.rate,
+                        report=lambda s, t, mb, heap: print(f"{s:>7}{t:>9.0f}{mb:>11.1f}{heap:>14.1f}", flush=True))
         browser.close()
-    at_500 = next(mb for s, _, mb in readings if s >= 500)
-    print(f"growth after step 500: {readings[-1][2] - at_500:+.1f} MB over {readings[-1][0] - 500} steps")
+    at_500 = next(reading for reading in readings if reading[0] >= 500)
+    print(f"growth after step 500: server {readings[-1][2] - at_500[2]:+.1f} MB, page heap "
+          f"{readings[-1][3] - at_500[3]:+.1f} MB over {readings[-1][0] - 500} steps")
 
 
 if __name__ == "__main__":

@@ -4,23 +4,26 @@ state, the episode a session studies), the Play/Pause ticker, the state sliders,
 
 from __future__ import annotations
 
-import base64
 import dataclasses
 import gc
 import hashlib
-import io
 
 import gymnasium as gym
 import numpy as np
 import streamlit as st
-from PIL import Image
 
 from attribution import METHODS, integrated_gradients
 from attribution.analysis.baselines import IMAGE_BASELINES, blurred, image_baseline
 from attribution.analysis.episode_attribution import EpisodeAttribution
 from attribution.engine.outputs import OUTPUTS, ExplainedOutput, outputs_for
 from attribution.engine.quadrature import MAX_STEPS
-from attribution.presentation.overlay import display_scale, frame_panels, painted_screen, tinted_boxes
+from attribution.presentation.overlay import (
+    display_scale,
+    frame_panels,
+    painted_screen,
+    png_data_url,
+    tinted_boxes,
+)
 from attribution.presentation.plots import attribution_bars
 from attribution.rl.environments import ENVIRONMENTS, image_shape, observation_parts
 from attribution.rl.episodes import Episode
@@ -507,7 +510,4 @@ def feature_bars(settings: Settings, observation, target: int):
 def frame_html(frame: np.ndarray) -> str:
     """The frame inlined as a PNG data URI. (``st.image`` serves frames as media files that a fast
     Play can replace before the browser fetches them: a 404 each time.)"""
-    buffer = io.BytesIO()
-    Image.fromarray(frame).save(buffer, format="PNG", compress_level=1)
-    encoded = base64.b64encode(buffer.getvalue()).decode()
-    return f'<img src="data:image/png;base64,{encoded}" style="width:100%" alt="the environment">'
+    return f'<img src="{png_data_url(frame)}" style="width:100%" alt="the environment">'

@@ -5,17 +5,14 @@ are left. Pausing goes back to the step on screen, so Step continues from it."""
 
 from __future__ import annotations
 
-import base64
-import io
 from pathlib import Path
 
 import numpy as np
 import plotly.colors
 import streamlit as st
-from PIL import Image
 
 from attribution.presentation.narrate import completeness_sentence, step_sentence
-from attribution.presentation.overlay import display_scale, painted_screen
+from attribution.presentation.overlay import display_scale, painted_screen, png_data_url
 from attribution.rl.rollout import play_ahead
 from pages.common import Settings, choice_caption, explain_states, frame_with_parts, is_playing, set_playing
 
@@ -43,13 +40,6 @@ def reading(settings: Settings, observation, action, attributions, at_state: flo
     return label, step_sentence(subject, attributions, parts.descriptions(observation), nouns=parts.kind == "object")
 
 
-def data_url(picture: np.ndarray) -> str:
-    """A uint8 (H, W, 3) picture as a PNG data URL (quick to encode: the player gets one per step)."""
-    buffer = io.BytesIO()
-    Image.fromarray(picture).save(buffer, format="PNG", compress_level=1)
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
-
-
 def explained_chunk(settings: Settings, live, count: int, every_action: bool, magnitude: bool) -> list[dict]:
     """Play up to ``count`` greedy steps of ``live.run`` and explain them in one batched call: one
     dict per step as the player shows it (its picture, numbers, sentences, bars and the sums for the
@@ -74,10 +64,11 @@ def explained_chunk(settings: Settings, live, count: int, every_action: bool, ma
         names = [name for name, shown in zip(parts.names, present, strict=True) if shown]
         charts = ([(settings.output_name(a), result.group_sums[k, a]) for a in range(result.group_sums.shape[1])]
                   if every_action else [(f"why {settings.output_name(target)}", chosen[k])])
+        maps = result.attributions[k] if settings.image else None
+        screen = picture(settings, frames[k], state, maps, target, every_action, chosen[k], magnitude)
         steps.append({
             "t": start + k,
-            "frame": data_url(picture(settings, frames[k], state, result.attributions[k] if settings.image else None,
-                                      target, every_action, chosen[k], magnitude)),
+            "frame": png_data_url(screen),
             "action": label,
             "policy": "" if actors is None else choice_caption(policy, actors[k]),
             "return": total_return,

@@ -32,15 +32,17 @@ class ServerURL(str):
 
 
 @contextlib.contextmanager
-def streamlit_server(log_path: Path | None = None, timeout_s: float = 90, env: dict | None = None):
-    """``streamlit run app.py`` on a free port of 127.0.0.1; yields its URL (a ``ServerURL``) once
-    /_stcore/health answers. ``env`` adds environment variables for the server."""
+def streamlit_server(log_path: Path | None = None, timeout_s: float = 90, env: dict | None = None,
+                     script: str = "app.py"):
+    """``streamlit run app.py`` (or ``script``, relative to the repository) on a free port of 127.0.0.1;
+    yields its URL (a ``ServerURL``) once /_stcore/health answers. ``env`` adds environment variables
+    for the server."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     log = open(log_path, "w") if log_path else subprocess.DEVNULL
     process = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.port", str(port),
+        [sys.executable, "-m", "streamlit", "run", script, "--server.headless", "true", "--server.port", str(port),
          "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],
         cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
     url = ServerURL(f"http://127.0.0.1:{port}")

@@ -7,6 +7,9 @@ bars, sentences and exports show are never clipped.
 
 from __future__ import annotations
 
+import base64
+import io
+
 import numpy as np
 from PIL import Image, ImageColor, ImageDraw
 
@@ -95,3 +98,10 @@ def frame_panels(frames: np.ndarray, attributions: np.ndarray, titles, scale: fl
         panels.append(np.asarray(canvas))
     gap = np.full((panels[0].shape[0], 6, 3), 255, np.uint8)
     return np.concatenate([part for panel in panels for part in (panel, gap)][:-1], axis=1)
+
+
+def png_data_url(picture: np.ndarray) -> str:
+    """A uint8 (H, W, 3) picture as a PNG data URL, compressed lightly (the Live page sends one per step)."""
+    buffer = io.BytesIO()
+    Image.fromarray(picture).save(buffer, format="PNG", compress_level=1)
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()

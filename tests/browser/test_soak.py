@@ -19,5 +19,5 @@ MAX_GROWTH_MB = 40  # the sawtooth of one episode's history is about 25 MB; 3,00
 def test_memory_does_not_grow_with_steps(browser, server_url):
     readings = soak(browser, server_url, STEPS, "CartPole-v1")  # raises on any browser console error
     assert readings[-1][0] >= STEPS
-    after_warm_up = next(mb for steps, _, mb in readings if steps >= WARM_UP)
+    after_warm_up = next(mb for steps, _, mb, _ in readings if steps >= WARM_UP)
     assert readings[-1][2] - after_warm_up < MAX_GROWTH_MB, readings
