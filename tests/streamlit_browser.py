@@ -78,14 +78,27 @@ def wait_until_idle(page, timeout_ms: int = 60_000) -> None:
     page.wait_for_timeout(100)  # the last delta message lands just after the state flips
 
 
-def metric_value(page, label: str) -> str:
-    """The value shown by the st.metric labelled ``label``."""
-    return (
-        page.locator('[data-testid="stMetric"]')
-        .filter(has_text=label)
-        .locator('[data-testid="stMetricValue"]')
-        .inner_text()
-    )
+METRIC_VALUE = """label => {  // the one current metric labelled `label`, looking inside components' shadow roots
+    const metrics = [];
+    const visit = root => root.querySelectorAll("*").forEach(node => {
+        if (node.getAttribute("data-testid") === "stMetric") metrics.push(node);
+        if (node.shadowRoot) visit(node.shadowRoot);
+    });
+    visit(document);
+    const stale = node => {  // in an element that the script run under way is about to remove
+        for (let n = node; n; n = n.parentNode || n.host) if (n.getAttribute?.("data-stale") === "true") return true;
+        return false;
+    };
+    const found = metrics.filter(m => !stale(m) &&
+        m.querySelector('[data-testid="stMetricLabel"]')?.textContent.trim() === label);
+    return found.length === 1 ? found[0].querySelector('[data-testid="stMetricValue"]').textContent.trim() : null;
+}"""
+
+
+def metric_value(page, label: str, timeout_ms: int = 30_000) -> str:
+    """The value shown by the st.metric labelled ``label`` (or by the Live player, which draws its
+    numbers as metrics); waits until exactly one current metric has that label."""
+    return page.wait_for_function(METRIC_VALUE, arg=label, timeout=timeout_ms).json_value()
 
 
 def step_in_live(page, env_id: str, steps: int) -> None:
