@@ -52,7 +52,7 @@ def opening_seconds(browser, url) -> float:
     started = time.perf_counter()
     page.goto(url)
     page.wait_for_selector('[data-testid="stMetric"] >> text=Step', timeout=120_000)
-    page.wait_for_selector(".js-plotly-plot", timeout=120_000)
+    page.wait_for_selector(".attribution-bars", timeout=120_000)
     seconds = time.perf_counter() - started
     context.close()
     return seconds

@@ -17,6 +17,7 @@ from attribution.analysis.baselines import IMAGE_BASELINES, blurred, image_basel
 from attribution.analysis.episode_attribution import EpisodeAttribution
 from attribution.engine.outputs import OUTPUTS, ExplainedOutput, outputs_for
 from attribution.engine.quadrature import MAX_STEPS
+from attribution.presentation.html_bars import bars_html
 from attribution.presentation.overlay import (
     display_scale,
     frame_panels,
@@ -134,6 +135,17 @@ class Settings:
             "steps": self.steps,
             "method": self.method,
         }
+
+
+def warm_up(env_id: str = DEFAULT_ENV) -> None:
+    """Load ``env_id``'s policy and explain one state as the sidebar's defaults do, so that the engine
+    is compiled before the first visitor opens the page (called once, as the server starts)."""
+    policy = policy_for(env_id)
+    output = outputs_for(policy.info.heads)[0]
+    baseline, _ = baseline_state(BASELINES[0], policy)
+    settings = Settings(env_id, env_id, policy, 0, output, 1, 0, BASELINES[0], baseline, 64, METHODS[0])
+    state = policy.info.reference_states[0]
+    explain_states(settings, [state], [settings.target_for(policy.act(state))], maps=settings.image)
 
 
 def environment_choices() -> list[str]:
@@ -480,11 +492,21 @@ def frame_with_parts(settings: Settings, frame: np.ndarray, observation, attribu
     return tinted_boxes(frame, boxes, values, scale)
 
 
-def shown_bars(settings: Settings, observation, values, title: str):
-    """The bar chart of the parts present in ``observation`` (an empty vehicle slot gets no bar)."""
+def present_parts(settings: Settings, observation, values) -> tuple[list[str], np.ndarray]:
+    """The names and values of the parts present in ``observation`` (an empty vehicle slot gets no bar)."""
     present = settings.parts.present(observation)
     names = [name for name, shown in zip(settings.parts.names, present, strict=True) if shown]
-    return attribution_bars(names, np.asarray(values)[present], title=title)
+    return names, np.asarray(values)[present]
+
+
+def shown_bars(settings: Settings, observation, values, title: str):
+    """The Plotly bar chart of the parts present in ``observation``."""
+    return attribution_bars(*present_parts(settings, observation, values), title=title)
+
+
+def shown_bars_html(settings: Settings, observation, values, title: str) -> str:
+    """The same bars as HTML, drawn at once (the Live page's, and its player's)."""
+    return bars_html(*present_parts(settings, observation, values), title=title)
 
 
 def choice_caption(policy: Policy, actor: np.ndarray) -> str:
@@ -498,13 +520,14 @@ def choice_caption(policy: Policy, actor: np.ndarray) -> str:
     return "Policy: " + " · ".join(f"{n} {p:.0%}" for n, p in zip(names, probabilities, strict=True))
 
 
-def feature_bars(settings: Settings, observation, target: int):
-    """One bar per feature of the parts present in ``observation`` (a vehicle's x, y, vx, vy), not per part."""
+def feature_bars(settings: Settings, observation, target: int) -> str:
+    """One bar per feature of the parts present in ``observation`` (a vehicle's x, y, vx, vy), not per
+    part, as HTML."""
     result = explain_states(settings, [observation], [target])
     attributions = result.attributions[0].reshape(len(settings.parts.names), -1)  # (parts, features of each)
     present = settings.parts.present(observation)
     names = np.asarray(settings.policy.info.feature_names).reshape(attributions.shape)[present].ravel()
-    return attribution_bars(list(names), attributions[present].ravel(), title="per feature")
+    return bars_html(list(names), attributions[present].ravel(), title="per feature")
 
 
 def frame_html(frame: np.ndarray) -> str:

@@ -21,7 +21,7 @@ from pages.common import (
     painted_frame,
     publish_live_state,
     set_playing,
-    shown_bars,
+    shown_bars_html,
     sidebar,
     state_sliders,
     study_episode,
@@ -149,17 +149,15 @@ def live_view():
     with bars_col:
         if every_action:
             for a in range(len(policy.info.action_names)):
-                st.plotly_chart(shown_bars(settings, run.observation, result.group_sums[0, a],
-                                           title=settings.output_name(a)),
-                                key=f"bars_{a}", config={"displayModeBar": False})
+                st.markdown(shown_bars_html(settings, run.observation, result.group_sums[0, a],
+                                            title=settings.output_name(a)), unsafe_allow_html=True)
         else:
-            st.plotly_chart(shown_bars(settings, run.observation, attributions, title=f"why {output_name}"),
-                            key="bars", config={"displayModeBar": False})
+            st.markdown(shown_bars_html(settings, run.observation, attributions, title=f"why {output_name}"),
+                        unsafe_allow_html=True)
         if parts.kind == "object" and not settings.image and st.toggle(
                 "Bars per feature", key="live_feature_bars",
                 help="each vehicle's bar split into its features (x, y, vx, vy), in the environment's units"):
-            st.plotly_chart(feature_bars(settings, run.observation, target), key="feature_bars",
-                            config={"displayModeBar": False})
+            st.markdown(feature_bars(settings, run.observation, target), unsafe_allow_html=True)
         st.info(completeness_sentence(output_name, at_state, at_baseline, float(np.sum(attributions))))
         st.caption(f"Attribution on {backend.device_name()}: {elapsed_ms:.1f} ms, "
                    f"{int(result.steps[0])} path points ({settings.method}).")
@@ -188,8 +186,8 @@ def show_timeline(settings):
         st.caption("Click an action dot or a reward bar to see that step's bars.")
     else:
         chosen = int(points[0]["x"])
-        st.plotly_chart(shown_bars(settings, run.observations[chosen], live.timeline[chosen], title=f"step {chosen}"),
-                        key="chosen_bars", config={"displayModeBar": False})
+        st.markdown(shown_bars_html(settings, run.observations[chosen], live.timeline[chosen], title=f"step {chosen}"),
+                    unsafe_allow_html=True)
 
 
 def extend_timeline(live, settings):
@@ -226,8 +224,7 @@ def what_if():
         else policy.info.action_names[action]
     )
     st.markdown(f"In this state the agent would choose **{label}**.")
-    st.plotly_chart(shown_bars(settings, edited, result.group_sums[0], title="what-if"), key="what_if_bars",
-                    config={"displayModeBar": False})
+    st.markdown(shown_bars_html(settings, edited, result.group_sums[0], title="what-if"), unsafe_allow_html=True)
 
 
 if show_what_if and not settings.image:

@@ -4,13 +4,12 @@
 // the server which step is on screen ("pause"), so that the page stops exactly there.
 //
 // data: {episode, rate, names, colors, done, last, answered, history, history_start,
-//        steps: [{t, frame, action, policy, return, sentence, gap, bars: [{title, names, values}], sums}]}
+//        steps: [{t, frame, action, policy, return, sentence, gap, bars (HTML), sums}]}
 // (episode: one play; last: the last step played so far; answered: the last "need" request served;
 //  history: the time chart's points before this play's first step, from step history_start.)
 
 const players = new Map(); // component key -> the player's state, kept across Streamlit's reruns
 const BUFFER_S = 2; // ask for the next chunk when fewer seconds than this are left to show
-const UP = "#1f77b4", DOWN = "#d62728"; // as the app's Plotly bars: blue raised the output, red lowered it
 
 function element(tag, className, parent, text) {
   const node = document.createElement(tag);
@@ -53,28 +52,6 @@ function build(parentElement) {
   view.legend = element("div", "legend", right);
   view.canvas = element("canvas", "timeline", right);
   return view;
-}
-
-function drawBars(container, charts) {
-  container.replaceChildren();
-  for (const chart of charts) {
-    const box = element("div", "chart", container);
-    element("div", "chart-title", box, chart.title);
-    const limit = Math.max(1e-12, ...chart.values.map(Math.abs));
-    const order = chart.values.map((v, i) => i).sort((a, b) => Math.abs(chart.values[b]) - Math.abs(chart.values[a]));
-    for (const i of order) {
-      const value = chart.values[i];
-      const row = element("div", "bar-row", box);
-      element("div", "bar-name", row, chart.names[i]);
-      const track = element("div", "bar-track", row);
-      const bar = element("div", "bar", track);
-      const width = 50 * Math.abs(value) / limit;
-      bar.style.width = `${width}%`;
-      bar.style.left = value >= 0 ? "50%" : `${50 - width}%`;
-      bar.style.background = value >= 0 ? UP : DOWN;
-      element("div", "bar-value", row, (value >= 0 ? "+" : "") + value.toPrecision(3));
-    }
-  }
 }
 
 function drawTimeline(player) {
@@ -125,7 +102,7 @@ function show(player, step) {
   view.policy.textContent = step.policy;
   view.sentence.textContent = step.sentence;
   view.gap.textContent = step.gap;
-  drawBars(view.bars, step.bars);
+  view.bars.innerHTML = step.bars; // the Live page's own bars (pages/common.py: shown_bars_html), escaped there
   player.timeline.push(step.sums);
   if (player.timeline.length > player.window) {  // the last `window` steps: memory stays flat in long games
     player.timeline.shift();

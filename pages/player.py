@@ -14,7 +14,15 @@ import streamlit as st
 from attribution.presentation.narrate import completeness_sentence, step_sentence
 from attribution.presentation.overlay import display_scale, painted_screen, png_data_url
 from attribution.rl.rollout import play_ahead
-from pages.common import Settings, choice_caption, explain_states, frame_with_parts, is_playing, set_playing
+from pages.common import (
+    Settings,
+    choice_caption,
+    explain_states,
+    frame_with_parts,
+    is_playing,
+    set_playing,
+    shown_bars_html,
+)
 
 RATES = {"1 step/s": 1, "2 steps/s": 2, "5 steps/s": 5, "10 steps/s": 10, "15 steps/s": 15, "30 steps/s": 30}
 HISTORY = 2000  # steps of the time chart the player keeps and draws
@@ -44,7 +52,7 @@ def explained_chunk(settings: Settings, live, count: int, every_action: bool, ma
     """Play up to ``count`` greedy steps of ``live.run`` and explain them in one batched call: one
     dict per step as the player shows it (its picture, numbers, sentences, bars and the sums for the
     time chart). The sums are also appended to ``live.timeline``, which covers every step played."""
-    run, policy, parts = live.run, settings.policy, settings.parts
+    run, policy = live.run, settings.policy
     start, total_return = run.t, run.total_return
     frames = play_ahead(run, policy, count)
     if not frames:
@@ -60,8 +68,6 @@ def explained_chunk(settings: Settings, live, count: int, every_action: bool, ma
     for k, (state, action, target) in enumerate(zip(states, actions, targets, strict=True)):
         at_state, at_baseline = float(result.outputs[k, target]), float(result.baseline_outputs[k, target])
         label, sentence = reading(settings, state, action, chosen[k], at_state)
-        present = parts.present(state)
-        names = [name for name, shown in zip(parts.names, present, strict=True) if shown]
         charts = ([(settings.output_name(a), result.group_sums[k, a]) for a in range(result.group_sums.shape[1])]
                   if every_action else [(f"why {settings.output_name(target)}", chosen[k])])
         maps = result.attributions[k] if settings.image else None
@@ -74,8 +80,7 @@ def explained_chunk(settings: Settings, live, count: int, every_action: bool, ma
             "return": total_return,
             "sentence": sentence,
             "gap": completeness_sentence(settings.output_name(target), at_state, at_baseline, float(chosen[k].sum())),
-            "bars": [{"title": title, "names": names, "values": np.asarray(values)[present].tolist()}
-                     for title, values in charts],
+            "bars": "".join(shown_bars_html(settings, state, values, title) for title, values in charts),
             "sums": chosen[k].tolist(),
         })
         total_return += run.rewards[start + k]

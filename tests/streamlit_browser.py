@@ -115,6 +115,5 @@ def step_in_live(page, env_id: str, steps: int) -> None:
 
 
 def bar_labels(page) -> set[str]:
-    """The labels of the first bar chart on the page."""
-    bars = page.locator(".js-plotly-plot").first
-    return set(bars.locator(".yaxislayer-above .ytick text").evaluate_all("texts => texts.map(t => t.textContent)"))
+    """The labels of the Live page's first bar chart."""
+    return set(page.locator(".attribution-bars").first.locator(".bar-name").all_inner_texts())

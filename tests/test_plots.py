@@ -79,3 +79,17 @@ def test_trust_charts_draw_what_they_are_given():
     assert list(randomisation_chart(["top"], [0.2]).data[0].y) == [1.0, 0.2]
     curves = faithfulness_chart([3, 1, 0], [0, 2, 3], [3, 2, 0], [0, 1, 3], "P(left)")
     assert len(curves.data) == 4 and curves.layout.yaxis.title.text == "P(left)"
+
+
+def test_html_bars_put_the_largest_first_with_signed_colours_and_escaped_names():
+    from attribution.presentation.html_bars import bars_html
+
+    markup = bars_html(["small", "<b>big</b>", "middle"], [0.1, -0.4, 0.2], title="why P(a & b)")
+    assert "<b>big</b>" not in markup and "&lt;b&gt;big&lt;/b&gt;" in markup and "why P(a &amp; b)" in markup
+    rows = markup.split('class="bar-row"')[1:]
+    assert [row.split("</div>")[0].rsplit(">", 1)[1] for row in rows] == ["&lt;b&gt;big&lt;/b&gt;", "middle", "small"]
+    assert f"left:0.00%;width:50.00%;background:{PUSHES_DOWN}" in rows[0]  # the largest spans half, leftwards
+    assert f"left:50.00%;width:25.00%;background:{PUSHES_UP}" in rows[1]
+    assert ">-0.4</div>" in rows[0] and ">+0.1</div>" in rows[2]
+    with pytest.raises(ValueError, match="one name per attribution; received 1 names for 2 values"):
+        bars_html(["a"], [1.0, 2.0])

@@ -2,7 +2,7 @@
 
 import pytest
 
-from streamlit_browser import metric_value, wait_until_idle
+from streamlit_browser import bar_labels, metric_value, wait_until_idle
 
 pytestmark = pytest.mark.browser
 
@@ -15,7 +15,7 @@ def no_exception(page):
 
 def test_step_twenty_times_then_play(open_page):
     page = open_page()
-    page.wait_for_selector(".js-plotly-plot", timeout=60_000)
+    page.wait_for_selector(".attribution-bars", timeout=60_000)
     assert "Why did the agent do that?" in page.locator("h1").first.inner_text()
     step = page.get_by_role("button", name="Step", exact=True)
     for expected in range(1, 21):
@@ -24,9 +24,7 @@ def test_step_twenty_times_then_play(open_page):
         assert metric_value(page, "Step") == str(expected)
     assert no_exception(page)
 
-    bars = page.locator(".js-plotly-plot").first
-    labels = set(bars.locator(".yaxislayer-above .ytick text").evaluate_all("texts => texts.map(t => t.textContent)"))
-    assert labels == CARTPOLE_FEATURES
+    assert bar_labels(page) == CARTPOLE_FEATURES
     assert "attributions sum to" in page.locator('[data-testid="stAlert"]').filter(has_text="gap").first.inner_text()
     assert page.locator('[data-testid="stAlert"]').filter(has_text="The agent chose PUSH").count() == 1
 
@@ -40,7 +38,7 @@ def test_step_twenty_times_then_play(open_page):
 
 def test_play_shows_every_step_in_turn_and_pause_stops_at_the_step_on_screen(open_page):
     page = open_page()
-    page.wait_for_selector(".js-plotly-plot", timeout=60_000)
+    page.wait_for_selector(".attribution-bars", timeout=60_000)
     page.get_by_role("button", name="Play", exact=True).click()
     pause = page.get_by_role("button", name="Pause", exact=True)  # the player's own
     pause.wait_for(timeout=30_000)
@@ -62,15 +60,15 @@ def test_play_shows_every_step_in_turn_and_pause_stops_at_the_step_on_screen(ope
 
 def test_clicking_the_time_chart_shows_that_steps_bars(open_page):
     page = open_page()
-    page.wait_for_selector(".js-plotly-plot", timeout=60_000)
+    page.wait_for_selector(".attribution-bars", timeout=60_000)
     for _ in range(8):
         page.get_by_role("button", name="Step", exact=True).click()
         wait_until_idle(page)
-    timeline = page.locator('[data-testid="stPlotlyChart"]').nth(1)
+    timeline = page.locator('[data-testid="stPlotlyChart"]').first
     bar = timeline.locator(".barlayer .point path").nth(5).bounding_box()  # the reward bar of step 5
     page.mouse.click(bar["x"] + bar["width"] / 2, bar["y"] + bar["height"] / 2)  # through plotly's drag layer
     wait_until_idle(page)
-    chosen = page.locator(".js-plotly-plot .gtitle").filter(has_text="step ")
+    chosen = page.locator(".attribution-bars .bars-title").filter(has_text="step ")
     chosen.first.wait_for(timeout=10_000)
     assert chosen.first.text_content() == "step 5"
     assert no_exception(page)
@@ -91,7 +89,7 @@ def test_reset_while_playing_stops_the_play(open_page):
 
 def test_a_few_steps_then_open_in_replay(open_page):
     page = open_page()
-    page.wait_for_selector(".js-plotly-plot", timeout=60_000)
+    page.wait_for_selector(".attribution-bars", timeout=60_000)
     open_in_replay = page.get_by_role("button", name="Open in replay", exact=True)
     assert open_in_replay.is_disabled()  # nothing to study before the first step
     for _ in range(3):
