@@ -16,7 +16,8 @@ import streamlit as st
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # streamlit puts only benchmarks/ on the path
 
-from attribution.presentation.plots import attribution_bars, attribution_timeline  # noqa: E402
+from attribution.presentation.html_bars import bars_html  # noqa: E402
+from attribution.presentation.plots import attribution_timeline  # noqa: E402
 from pages.common import frame_html  # noqa: E402
 
 gc.freeze()  # as the app does once its policy is loaded: TensorFlow's objects out of the collector's sight
@@ -77,8 +78,7 @@ def view():
         st.success("The agent chose PUSH RIGHT mostly because the pole is falling right (+0.31).")
     bars_col, timeline_col = st.columns([2, 3])
     with bars_col:
-        st.plotly_chart(attribution_bars(NAMES, values, title="why P(push right)"), key="bars",
-                        config={"displayModeBar": False})
+        st.markdown(bars_html(NAMES, values, title="why P(push right)"), unsafe_allow_html=True)
         st.info("attributions sum to +0.42; P(push right) rose from 0.50 at the baseline to 0.92: gap 0.2%")
         st.caption("Attribution on CPU: 0.0 ms, 64 path points (gausslegendre).")
     with timeline_col:
