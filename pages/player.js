@@ -1,15 +1,14 @@
 // The Live page's player: shows explained steps that the server computed ahead, at a steady rate,
 // the way a video player plays from its buffer. Python sends chunks of steps (pages/player.py); when
-// less than two seconds of them are left, the player asks for the next chunk ("need"), and Pause tells
-// the server which step is on screen ("pause"), so that the page stops exactly there.
+// fewer than `buffer_s` seconds of them are left, the player asks for the next chunk ("need"), and
+// Pause tells the server which step is on screen ("pause"), so that the page stops exactly there.
 //
-// data: {episode, rate, names, colors, done, last, answered, history, history_start,
+// data: {episode, rate, buffer_s, names, colors, done, last, answered, history, history_start,
 //        steps: [{t, frame, action, policy, return, sentence, gap, bars (HTML), sums}]}
 // (episode: one play; last: the last step played so far; answered: the last "need" request served;
 //  history: the time chart's points before this play's first step, from step history_start.)
 
 const players = new Map(); // component key -> the player's state, kept across Streamlit's reruns
-const BUFFER_S = 2; // ask for the next chunk when fewer seconds than this are left to show
 
 function element(tag, className, parent, text) {
   const node = document.createElement(tag);
@@ -122,7 +121,7 @@ function tick(player, now) {
     player.due = Math.max(player.due + 1000 / player.rate, now - 100); // steady; no burst after a stall
   }
   const ahead = player.queue.length;
-  if (player.playing && !player.done && player.pending === null && ahead < BUFFER_S * player.rate) {
+  if (player.playing && !player.done && player.pending === null && ahead < player.bufferS * player.rate) {
     player.pending = player.requests + 1;
     player.setTriggerValue("need", { from: player.last + 1, request: ++player.requests });
   }
@@ -161,7 +160,8 @@ export default function (component) {
   } else if (player.view.root.parentNode !== parentElement) {
     parentElement.appendChild(player.view.root);
   }
-  Object.assign(player, { setTriggerValue, rate: data.rate, names: data.names, colors: data.colors });
+  Object.assign(player, { setTriggerValue, rate: data.rate, bufferS: data.buffer_s, names: data.names,
+                         colors: data.colors });
   if (!player.timeline.length && data.history) { // the episode so far, as the page's time chart had it
     player.timeline = data.history.slice(-player.window);
     player.timelineStart = data.history_start + data.history.length - player.timeline.length;

@@ -1,7 +1,7 @@
 """The Live page's real-time Play: the server plays ahead in chunks, explains each chunk in one
 batched engine call, and a small browser component (player.js) shows the steps at a steady rate,
-the way a video player plays from its buffer, asking for the next chunk when less than two seconds
-are left. Pausing goes back to the step on screen, so Step continues from it."""
+the way a video player plays from its buffer, asking for the next second of steps while it holds
+fewer than four. Pausing goes back to the step on screen, so Step continues from it."""
 
 from __future__ import annotations
 
@@ -26,6 +26,7 @@ from pages.common import (
 
 RATES = {"1 step/s": 1, "2 steps/s": 2, "5 steps/s": 5, "10 steps/s": 10, "15 steps/s": 15, "30 steps/s": 30}
 HISTORY = 2000  # steps of the time chart the player keeps and draws
+BUFFER_S = 4  # seconds of play the browser fills up to, a second a request: room for a slow stretch (refined states)
 COLORS = plotly.colors.qualitative.Plotly  # the time chart's colours (Plotly's default, as in the paused chart)
 
 _HERE = Path(__file__).parent
@@ -100,7 +101,7 @@ def show_player(settings: Settings, live, rate: int, every_action: bool) -> None
     """The player, fed with the chunk the browser asked for (the first chunk when Play was pressed)."""
     magnitude = settings.image and st.toggle("Magnitude only", key="live_magnitude",
                                              help="colour by how much each pixel mattered, whichever way it pushed")
-    if not live.ahead and not live.run.done:
+    if not live.ahead and not live.run.done:  # Play was pressed: a second to start with
         live.ahead = explained_chunk(settings, live, rate, every_action, magnitude)
     history = live.timeline[:live.ahead[0]["t"]] if live.ahead else live.timeline
     first = live.history_sent != live.plays  # the time chart so far goes once, with a play's first chunk
@@ -110,6 +111,7 @@ def show_player(settings: Settings, live, rate: int, every_action: bool) -> None
         data={
             "episode": f"{id(live)}:{live.plays}",
             "rate": rate,
+            "buffer_s": BUFFER_S,
             "names": list(settings.parts.names),
             "colors": COLORS,
             "done": live.run.done,
@@ -140,7 +142,8 @@ def _pause(live) -> None:
     shown = _sent(live, "pause")
     if shown is None:
         return
-    shown, run = int(shown), live.run
+    run = live.run
+    shown = min(max(int(shown), 0), run.t)
     if shown < run.t:
         run.rewind(shown)
     live.timeline = live.timeline[:shown]

@@ -78,7 +78,7 @@ def test_step_and_reset(live):
     assert metric(live, "Step") == "0"
 
 
-def test_play_explains_a_second_ahead_in_one_batch_and_reset_stops_it(live):
+def test_play_explains_seconds_ahead_in_one_batch_and_reset_stops_it(live):
     button(live, "Step").click().run()
     on_screen = live.session_state["live"].shown[2]  # step 1's sums, explained on their own
     button(live, "Play").click().run()
@@ -86,7 +86,7 @@ def test_play_explains_a_second_ahead_in_one_batch_and_reset_stops_it(live):
     assert [b.label for b in live.button] == ["Reset", "Step", "Open in replay"]  # Pause is the player's
     assert button(live, "Step").disabled and button(live, "Open in replay").disabled
     played = live.session_state["live"]
-    assert [step["t"] for step in played.ahead] == list(range(1, 16))  # 15 steps/s: one second of play
+    assert [step["t"] for step in played.ahead] == list(range(1, 16))  # 15 steps/s: a second to start with
     assert played.run.t == 16 and played.timeline.shape == (16, 4)
     np.testing.assert_allclose(played.ahead[0]["sums"], on_screen, atol=1e-6)  # in a batch as on its own
     for step in played.ahead:
