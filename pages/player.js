@@ -138,13 +138,13 @@ function tick(player, now) {
 function create(parentElement, data) {
   const player = {
     episode: data.episode, view: build(parentElement), queue: [], timeline: [], timelineStart: 0,
-    window: 2000, last: -1, shown: -1, pending: null, requests: 0, playing: true, done: false,
-    due: performance.now(), stopped: false,
+    window: 2000, first: data.steps.length ? data.steps[0].t : data.last + 1, last: -1, shown: -1,
+    pending: null, requests: 0, playing: true, done: false, due: performance.now(), stopped: false,
   };
   player.view.pause.onclick = () => {
     player.playing = false;
     player.view.pause.disabled = true;
-    player.setTriggerValue("pause", player.shown >= 0 ? player.shown : player.last + 1);
+    player.setTriggerValue("pause", player.shown >= 0 ? player.shown : player.first); // nothing shown yet: where it began
   };
   requestAnimationFrame((time) => tick(player, time));
   return player;
