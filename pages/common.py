@@ -138,8 +138,9 @@ class Settings:
 
 
 def warm_up(env_id: str = DEFAULT_ENV) -> None:
-    """Load ``env_id``'s policy and explain one state as the sidebar's defaults do, so that the engine
-    is compiled before the first visitor opens the page (called once, as the server starts)."""
+    """Load ``env_id``'s policy (a vector environment's) and explain one state as the sidebar's
+    defaults do, so that the engine is compiled before the first visitor opens the page (called once,
+    as the server starts)."""
     policy = policy_for(env_id)
     output = outputs_for(policy.info.heads)[0]
     baseline, _ = baseline_state(BASELINES[0], policy)

@@ -3,12 +3,14 @@
 // fewer than `buffer_s` seconds of them are left, the player asks for the next chunk ("need"), and
 // Pause tells the server which step is on screen ("pause"), so that the page stops exactly there.
 //
-// data: {episode, rate, buffer_s, names, colors, done, last, answered, history, history_start,
+// data: {episode, rate, buffer_s, names, colors, done, last, answered, history, history_start, window,
 //        steps: [{t, frame, action, policy, return, sentence, gap, bars (HTML), sums}]}
 // (episode: one play; last: the last step played so far; answered: the last "need" request served;
-//  history: the time chart's points before this play's first step, from step history_start.)
+//  history: the time chart's points before this play's first step, from step history_start;
+//  window: how many of the chart's last steps the player keeps.)
 
 const players = new Map(); // component key -> the player's state, kept across Streamlit's reruns
+const RETRY_MS = 5000; // ask again for steps a request has not brought after this long
 
 function element(tag, className, parent, text) {
   const node = document.createElement(tag);
@@ -121,8 +123,11 @@ function tick(player, now) {
     player.due = Math.max(player.due + 1000 / player.rate, now - 100); // steady; no burst after a stall
   }
   const ahead = player.queue.length;
-  if (player.playing && !player.done && player.pending === null && ahead < player.bufferS * player.rate) {
+  const unanswered = player.pending !== null && now - player.askedAt > RETRY_MS; // a lost or failed request
+  const wanted = ahead < player.bufferS * player.rate;
+  if (player.playing && !player.done && (player.pending === null || unanswered) && wanted) {
     player.pending = player.requests + 1;
+    player.askedAt = now;
     player.setTriggerValue("need", { from: player.last + 1, request: ++player.requests });
   }
   if (player.playing && player.done && !ahead) { // the episode ended: the page takes over at its last state
@@ -138,8 +143,8 @@ function tick(player, now) {
 function create(parentElement, data) {
   const player = {
     episode: data.episode, view: build(parentElement), queue: [], timeline: [], timelineStart: 0,
-    window: 2000, first: data.steps.length ? data.steps[0].t : data.last + 1, last: -1, shown: -1,
-    pending: null, requests: 0, playing: true, done: false, due: performance.now(), stopped: false,
+    window: data.window, first: data.steps.length ? data.steps[0].t : data.last + 1, last: -1, shown: -1,
+    askedAt: 0, pending: null, requests: 0, playing: true, done: false, due: performance.now(), stopped: false,
   };
   player.view.pause.onclick = () => {
     player.playing = false;
@@ -167,6 +172,7 @@ export default function (component) {
     player.timelineStart = data.history_start + data.history.length - player.timeline.length;
   }
   const fresh = data.steps.filter((step) => step.t > player.last);
+  if (fresh.length && !player.timeline.length) player.timelineStart = fresh[0].t; // no history came: start here
   if (fresh.length) {
     player.queue.push(...fresh);
     player.last = fresh[fresh.length - 1].t;

@@ -118,6 +118,7 @@ def show_player(settings: Settings, live, rate: int, every_action: bool) -> None
             "last": live.run.t - 1,
             "steps": live.ahead,
             "history": history[-HISTORY:].tolist() if first else [],
+            "window": HISTORY,
             "history_start": max(0, len(history) - HISTORY),
             "answered": live.answered,
         },
@@ -143,12 +144,14 @@ def _pause(live) -> None:
     if shown is None:
         return
     run = live.run
-    shown = min(max(int(shown), 0), run.t)
-    if shown < run.t:
-        run.rewind(shown)
-    live.timeline = live.timeline[:shown]
-    live.ahead = []
-    set_playing("live", False)
+    try:
+        shown = min(max(int(shown), 0), run.t)
+        if shown < run.t:
+            run.rewind(shown)
+    finally:  # the page stops playing whatever happened, its timeline matching the steps played
+        live.timeline = live.timeline[:run.t]
+        live.ahead = []
+        set_playing("live", False)
 
 
 def _sent(live, event: str):

@@ -13,7 +13,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 STEPS = int(os.environ.get("SOAK_STEPS", 1000))
 WARM_UP = 500  # memory grows while the first episode (500 steps) fills the caches
-MAX_GROWTH_MB = 40  # the sawtooth of one episode's history is about 25 MB; 3,000 steps grew 26 MB in all
+MAX_GROWTH_MB = 40  # the sawtooth of one episode's history is about 25 MB (RELIABILITY.md)
 
 
 def test_memory_does_not_grow_with_steps(browser, server_url):
