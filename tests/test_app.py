@@ -78,6 +78,15 @@ def test_step_and_reset(live):
     assert metric(live, "Step") == "0"
 
 
+def test_a_step_keeps_tensorflows_compiled_kernels(live, monkeypatch):
+    from tensorflow.python.eager import context
+
+    cleared = []
+    monkeypatch.setattr(context.Context, "clear_kernel_cache", lambda self: cleared.append(True))
+    button(live, "Step").click().run()
+    assert metric(live, "Step") == "1" and not cleared  # Streamlit's clean-up after the run left them
+
+
 def test_play_explains_seconds_ahead_in_one_batch_and_reset_stops_it(live):
     button(live, "Step").click().run()
     on_screen = live.session_state["live"].shown[2]  # step 1's sums, explained on their own
