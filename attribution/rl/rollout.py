@@ -16,13 +16,15 @@ import numpy as np
 
 from attribution.rl.environments import make_env
 from attribution.rl.episodes import Episode, Frames, as_action
+from attribution.rl.history import ObservationHistory
 
 
 class EpisodeStepper:
     """One environment, stepped episode by episode, and what happened in the current episode.
 
     observation: what the policy sees now, (*obs_shape,).
-    observations, actions, rewards, policy_outputs: one entry per recorded step (T).
+    observations (an ObservationHistory: a frame stack keeps one frame a step), actions, rewards,
+    policy_outputs: one entry per recorded step (T).
     frames: Frames of the picture before each recorded step, when ``record_frames``.
     """
 
@@ -35,7 +37,7 @@ class EpisodeStepper:
         """Start a new episode seeded with ``seed``, forgetting the last one."""
         self.seed = int(seed)
         self.observe(self.env.reset(seed=self.seed)[0])
-        self.observations, self.actions, self.rewards, self.policy_outputs = [], [], [], []
+        self.observations, self.actions, self.rewards, self.policy_outputs = ObservationHistory(), [], [], []
         self.frames = Frames()
         self.terminated = self.truncated = False
         self.total_return = 0.0
@@ -101,7 +103,7 @@ class EpisodeStepper:
         images = self.env.observation_space.dtype == np.uint8  # 4 bytes a pixel would be 113 kB a Pong step
         return Episode(
             env_id=self.env_id, seed=self.seed, policy=policy, greedy=greedy,
-            observations=np.array(self.observations, dtype=np.uint8 if images else np.float32).reshape(
+            observations=np.asarray(self.observations, dtype=np.uint8 if images else np.float32).reshape(
                 self.t, *obs_shape),
             actions=np.array(self.actions), rewards=np.array(self.rewards, dtype=np.float32),
             policy_outputs=np.array(self.policy_outputs, dtype=np.float32), terminated=bool(self.terminated),
