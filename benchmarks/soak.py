@@ -5,7 +5,7 @@
 Plays at ``--rate`` (the Live page's default), pressing Reset and Play again whenever an episode
 ends, and reads the server process's resident memory (VmRSS) and the page's JavaScript heap every
 250 steps. The figure that matters is the growth after the first 500 steps (issue 7: under 100 MB
-over 3,000 steps; a Pong game's own history exceeds that, see RELIABILITY.md).
+over 3,000 steps; run Pong for 5,000 to see a second game reuse the first one's memory).
 """
 
 from __future__ import annotations
