@@ -242,6 +242,9 @@ def _explained(todo: list[Shard], job: Job, folder: Path, actors: int, gpus_per_
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = False  # the job draws its own line
     context.print_on_execution_start = False
+    # Shards come back in the job's order (Ray Data otherwise yields whichever finishes first), so a
+    # failing shard is reported after the shards before it are kept.
+    context.execution_options.preserve_order = True
     shards = ray.data.from_items([{"shard": json.dumps(dataclasses.asdict(shard))} for shard in todo],
                                  override_num_blocks=len(todo))
     with warnings.catch_warnings():  # max_restarts goes through ray_remote_args until Ray 2.64 (requirements.txt)
