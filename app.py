@@ -39,6 +39,10 @@ else:  # imported by ``streamlit run`` to serve the app
         finally:
             context_log.disabled = False
 
+    from pages.server import send_without_delay
+
+    send_without_delay()
+
     @contextlib.asynccontextmanager
     async def _lifespan(_app):
         threading.Thread(target=_warm_up, name="warm-up", daemon=True).start()
