@@ -24,32 +24,6 @@ gc.freeze()  # as the app does once its policy is loaded: TensorFlow's objects o
 
 NAMES = ["cart position (m)", "cart velocity (m/s)", "pole angle (rad)", "pole angular velocity (rad/s)"]
 
-st.set_page_config(page_title="Floor", layout="wide")
-with st.sidebar:  # the app's sidebar, widget for widget, with nothing behind it
-    st.selectbox("Environment", ["CartPole-v1", "Acrobot-v1"])
-    st.number_input("Seed", min_value=0, step=1)
-    st.selectbox("Explain", ["action probability", "logit"])
-    st.selectbox("Baseline", ["zeros", "mean of reference states"])
-    st.number_input("Steps", min_value=1, value=64, step=1)
-    st.selectbox("Method", ["gausslegendre", "riemann_trapezoid"])
-    st.caption("How this agent was trained: nothing; this page has no agent.")
-    with st.expander("Your own policy"):
-        st.selectbox("For environment", ["CartPole-v1"])
-        st.file_uploader("Upload a policy", type=["keras", "zip"])
-        st.file_uploader("Its observation normalisation (optional)", type=["json", "npz"])
-st.title("Why did the agent do that?")
-st.caption("the floor: the Live page's drawing with no model")
-options = st.columns([2, 3, 3])
-options[0].selectbox("Speed", ["15 steps/s"], label_visibility="collapsed")
-options[1].toggle("Bars for every action")
-options[2].toggle("What if the state were different?")
-if "floor" not in st.session_state:
-    environment = gym.make("CartPole-v1", render_mode="rgb_array")
-    environment.reset(seed=0)
-    st.session_state.floor = {"t": 0, "environment": environment, "history": np.zeros((0, 4), np.float32),
-                              "generator": np.random.default_rng(0)}
-
-
 def step():
     floor = st.session_state.floor
     floor["environment"].step(floor["t"] % 2)
@@ -89,4 +63,39 @@ def view():
                             config={"displayModeBar": False})
 
 
-view()
+def floor_page() -> None:
+    """A visitor's session: the page, drawn as Live draws its step."""
+    st.set_page_config(page_title="Floor", layout="wide")
+    with st.sidebar:  # the app's sidebar, widget for widget, with nothing behind it
+        st.selectbox("Environment", ["CartPole-v1", "Acrobot-v1"])
+        st.number_input("Seed", min_value=0, step=1)
+        st.selectbox("Explain", ["action probability", "logit"])
+        st.selectbox("Baseline", ["zeros", "mean of reference states"])
+        st.number_input("Steps", min_value=1, value=64, step=1)
+        st.selectbox("Method", ["gausslegendre", "riemann_trapezoid"])
+        st.caption("How this agent was trained: nothing; this page has no agent.")
+        with st.expander("Your own policy"):
+            st.selectbox("For environment", ["CartPole-v1"])
+            st.file_uploader("Upload a policy", type=["keras", "zip"])
+            st.file_uploader("Its observation normalisation (optional)", type=["json", "npz"])
+    st.title("Why did the agent do that?")
+    st.caption("the floor: the Live page's drawing with no model")
+    options = st.columns([2, 3, 3])
+    options[0].selectbox("Speed", ["15 steps/s"], label_visibility="collapsed")
+    options[1].toggle("Bars for every action")
+    options[2].toggle("What if the state were different?")
+    if "floor" not in st.session_state:
+        environment = gym.make("CartPole-v1", render_mode="rgb_array")
+        environment.reset(seed=0)
+        st.session_state.floor = {"t": 0, "environment": environment, "history": np.zeros((0, 4), np.float32),
+                                  "generator": np.random.default_rng(0)}
+    view()
+
+
+if __name__ == "__main__":  # a visitor's session
+    floor_page()
+else:  # imported by ``streamlit run`` to serve the page, with the app's server settings
+    from pages.server import send_without_delay  # noqa: E402
+
+    send_without_delay()
+    app = st.App(__file__)

@@ -115,7 +115,8 @@ def live_view():
         return
     publish_live_state(settings.policy_key, run.t, run.observation)
 
-    action = policy.act(run.observation)
+    actor = actor_output(policy, run.observation)
+    action = policy.greedy(actor)
     target = settings.target_for(action)
     started = time.perf_counter()
     result = explain_states(settings, [run.observation], [target], every_action, maps=settings.image)
@@ -138,7 +139,7 @@ def live_view():
         label, sentence = reading(settings, run.observation, action, attributions, at_state)
         st.metric("Action", label)
         if not policy.info.continuous:
-            st.caption(choice_caption(policy, actor_output(policy, run.observation)))
+            st.caption(choice_caption(policy, actor))
         st.success(sentence)
         if run.done:
             st.warning(

@@ -86,7 +86,10 @@ class Policy:
 
     def act(self, observation):
         """The greedy action for one observation: an int, or a float32 array inside the action bounds."""
-        actor = self.heads(np.asarray(observation)[None])[self.info.actor_head][0]
+        return self.greedy(self.heads(np.asarray(observation)[None])[self.info.actor_head][0])
+
+    def greedy(self, actor: np.ndarray):
+        """The greedy action from the actor head's output at one observation, (width,): as ``act``."""
         if self.info.continuous:
             return np.clip(actor, self.action_space.low, self.action_space.high).astype(np.float32)
         return int(np.argmax(actor))

@@ -205,13 +205,10 @@ def greedy_rollouts(policy, env_id: str, episodes: int | None = None, max_steps:
 
 
 def _choose(policy, actor: np.ndarray, greedy: bool, rng):
-    if policy.info.continuous:
-        mean = actor
-        if not greedy:
-            log_std = np.asarray(policy.info.action_log_std or np.zeros_like(mean))
-            mean = mean + np.exp(log_std) * rng.standard_normal(mean.shape)
-        return np.clip(mean, policy.action_space.low, policy.action_space.high).astype(np.float32)
     if greedy:
-        return int(np.argmax(actor))
+        return policy.greedy(actor)
+    if policy.info.continuous:
+        log_std = np.asarray(policy.info.action_log_std or np.zeros_like(actor))
+        return policy.greedy(actor + np.exp(log_std) * rng.standard_normal(actor.shape))  # clipped to the bounds
     probabilities = np.exp(actor - actor.max())
     return int(rng.choice(len(actor), p=probabilities / probabilities.sum()))
