@@ -3,6 +3,7 @@
 import asyncio
 import asyncio.base_events
 import socket
+from concurrent.futures import ThreadPoolExecutor
 
 from pages.server import send_without_delay
 
@@ -31,7 +32,8 @@ def accepted_connection_nodelay() -> int:
         await server.wait_closed()
         return nodelay
 
-    return asyncio.run(accept_one())
+    with ThreadPoolExecutor(1) as thread:  # a loop of its own: Playwright's tests keep one running in this thread
+        return thread.submit(asyncio.run, accept_one()).result()
 
 
 def test_the_server_sends_each_write_at_once(monkeypatch):
