@@ -3,6 +3,7 @@
 import json
 
 import numpy as np
+import pytest
 
 from attribution.rl.policies import load_policy_file
 from attribution.training import ppo, train
@@ -44,11 +45,16 @@ def test_a_short_training_run_writes_a_loadable_policy_with_its_sidecar(tmp_path
     assert policy.act(np.zeros(4, np.float32)) in (0, 1)
 
 
-def test_a_short_pixel_training_run_writes_a_loadable_pong_policy(tmp_path):
-    train.main(["ALE/Pong-v5", "--total-steps", "4096", "--eval-episodes", "1", "--out", str(tmp_path)])
+def test_a_short_pixel_training_run_writes_a_loadable_pong_policy_that_can_be_trained_on(tmp_path):
+    train.main(["ALE/Pong-v5", "--total-steps", "400", "--eval-episodes", "1", "--out", str(tmp_path / "a")])
+    first = json.loads((tmp_path / "a" / "ALE_Pong-v5.json").read_text())
+    train.main(["ALE/Pong-v5", "--total-steps", "200", "--eval-episodes", "1", "--out", str(tmp_path),
+                "--resume", str(tmp_path / "a" / "ALE_Pong-v5.keras")])
     sidecar = json.loads((tmp_path / "ALE_Pong-v5.json").read_text())
-    assert sidecar["training_steps"] == 4096 and sidecar["eval_episodes"] == 1 and sidecar["feature_names"] is None
-    assert sidecar["training_method"].startswith("PPO") and len(sidecar["reference_states"]) <= 8
+    assert sidecar["config"]["first_round"] == first["config"]["rounds"] == 10
+    assert sidecar["training_minutes"] >= first["training_minutes"]
+    assert sidecar["training_steps"] == 600 and sidecar["eval_episodes"] == 1 and sidecar["feature_names"] is None
+    assert sidecar["training_method"].startswith("DAgger") and len(sidecar["reference_states"]) <= 8
     policy = load_policy_file(tmp_path / "ALE_Pong-v5.keras", "ALE/Pong-v5")
     assert policy.info.heads == ("logits", "value") and policy.info.median_state.shape == (4, 84, 84)
 
@@ -60,6 +66,12 @@ def test_a_short_driving_run_writes_a_loadable_policy_with_its_crash_rate(tmp_pa
     assert sidecar["eval_crash_rate"] in (0.0, 0.5, 1.0) and sidecar["config"]["rounds"] == 6
     policy = load_policy_file(tmp_path / "highway-fast-v0.keras", "highway-fast-v0")
     assert policy.info.heads == ("logits", "value") and policy.info.eval_crash_rate == sidecar["eval_crash_rate"]
+
+
+def test_going_on_training_is_refused_for_an_environment_trained_otherwise(capsys):
+    with pytest.raises(SystemExit):
+        train.main(["CartPole-v1", "--resume", "CartPole-v1.keras"])
+    assert "--resume works with Pong's DAgger from pixels; CartPole-v1 is trained with PPO" in capsys.readouterr().err
 
 
 def test_a_negative_checkpoint_interval_is_refused_before_training(capsys):

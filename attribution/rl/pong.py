@@ -37,13 +37,6 @@ def object_masks(observations) -> np.ndarray:
     return masks
 
 
-def ball_columns(observations) -> np.ndarray:
-    """The ball's mean column in each stacked frame, float (N, frames), NaN where it is not on the screen."""
-    columns = object_masks(observations)[:, BALL].any(axis=-2)  # (N, frames, 84)
-    count = columns.sum(axis=-1)
-    return np.where(count > 0, (columns * np.arange(columns.shape[-1])).sum(axis=-1) / np.maximum(count, 1), np.nan)
-
-
 def centre_row(mask: np.ndarray) -> float | None:
     """The mean row of a (84, 84) mask, or None where it is empty."""
     rows = np.nonzero(mask.any(axis=1))[0]

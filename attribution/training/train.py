@@ -3,7 +3,8 @@
     python -m attribution.training.train CartPole-v1 --seed 0    # writes assets/policies/CartPole-v1.keras + .json
 
 The algorithm and its settings per environment are ``CONFIGS``: PPO (``ppo.py``) with the RL
-Baselines3 Zoo's tuned hyper-parameters, and TD3 (``td3.py``) for Pendulum. The trained policy is
+Baselines3 Zoo's tuned hyper-parameters, TD3 (``td3.py``) for Pendulum, and DAgger from a teacher
+for driving (``dagger.py``) and Pong (``dagger_pixels.py``). The trained policy is
 evaluated on unseen seeds and saved with a sidecar of its names, figures and reference states.
 """
 
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import os
 import sys
 import time
@@ -18,31 +20,33 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 from attribution.rl.environments import ENVIRONMENTS  # noqa: E402
 from attribution.rl.policies import POLICY_DIR, policy_file_name, policy_from_model, save_policy  # noqa: E402
 from attribution.training.dagger import DAggerConfig, train_dagger  # noqa: E402
+from attribution.training.dagger_pixels import PixelDAggerConfig, train_dagger_pixels  # noqa: E402
 from attribution.training.evaluate import crash_rate, evaluate  # noqa: E402
 from attribution.training.ppo import PPOConfig, train_ppo  # noqa: E402
-from attribution.training.ppo_pixels import PixelPPOConfig, train_ppo_pixels  # noqa: E402
 from attribution.training.td3 import TD3Config, train_td3  # noqa: E402
 
 N_REFERENCE_STATES = 256
 N_IMAGE_REFERENCE_STATES = 8     # each (4, 84, 84): the sidecar keeps a few, and the median of all it saw
 IMAGE_KEEP_EVERY = 25            # image evaluations keep every 25th state, not every one
 
-TRAINERS = {PPOConfig: train_ppo, TD3Config: train_td3, PixelPPOConfig: train_ppo_pixels, DAggerConfig: train_dagger}
+TRAINERS = {PPOConfig: train_ppo, TD3Config: train_td3, DAggerConfig: train_dagger,
+            PixelDAggerConfig: train_dagger_pixels}
 METHODS = {
     PPOConfig: "PPO (proximal policy optimisation) on the environment's reward",
     TD3Config: "TD3 (twin delayed DDPG) on the environment's reward",
-    PixelPPOConfig: "PPO on the game's score, a small CNN seeing only the stacked frames",
     DAggerConfig: ("DAgger: imitation of a careful rule-based driver (a gap to the car ahead that grows with the "
                    "closing speed; a free lane, or slowing down, when it is short; keep right)"),
+    PixelDAggerConfig: ("DAgger from pixels: a small CNN seeing only the stacked frames, imitating a player that reads "
+                        "the ball and its paddle from the emulator's memory and plans its last steps before each "
+                        "return on copies of the emulator"),
 }
 
-CONFIGS: dict[str, PPOConfig | TD3Config | PixelPPOConfig | DAggerConfig] = {
+CONFIGS: dict[str, PPOConfig | TD3Config | DAggerConfig | PixelDAggerConfig] = {
     "CartPole-v1": PPOConfig(total_steps=100_000, n_envs=8, n_steps=32, minibatch_size=256, n_epochs=20,
                              gamma=0.98, gae_lambda=0.8, learning_rate=1e-3),
     "LunarLander-v3": PPOConfig(total_steps=1_000_000, n_envs=16, n_steps=1024, minibatch_size=64, n_epochs=4,
@@ -52,7 +56,7 @@ CONFIGS: dict[str, PPOConfig | TD3Config | PixelPPOConfig | DAggerConfig] = {
     "MountainCar-v0": PPOConfig(total_steps=1_000_000, n_envs=16, n_steps=16, n_epochs=4, gae_lambda=0.98,
                                 normalize_reward=True),
     "Pendulum-v1": TD3Config(total_steps=30_000),  # see attribution/td3.py for why not PPO
-    "ALE/Pong-v5": PixelPPOConfig(),
+    "ALE/Pong-v5": PixelDAggerConfig(),  # see attribution/training/dagger_pixels.py
     "highway-fast-v0": DAggerConfig(),  # see attribution/training/dagger.py for why not DQN
 }
 
@@ -79,15 +83,9 @@ def main(argv=None) -> None:
     parser.add_argument("env_id", choices=sorted(CONFIGS))
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--total-steps", type=int, help="override the config's training length")
-    parser.add_argument("--checkpoint", help="pixel PPO: write the model to this .keras file every 50 updates")
-    parser.add_argument("--resume", help="pixel PPO: start from this .keras checkpoint")
-    parser.add_argument("--ship", help="train nothing: evaluate this .keras checkpoint and write it with its sidecar "
-                                       "(its training given by --resumed-steps and --resumed-minutes)")
-    parser.add_argument("--learning-rate", type=float, help="pixel PPO: the first learning rate (it anneals to 0)")
-    parser.add_argument("--stop-after", type=int, default=0, help="pixel PPO: stop after this many steps")
-    parser.add_argument("--hit-bonus", type=float, default=0.0, help="pixel PPO on Pong: reward for a returned ball")
-    parser.add_argument("--resumed-steps", type=int, default=0, help="steps the checkpoint was trained for")
-    parser.add_argument("--resumed-minutes", type=float, default=0.0, help="minutes the checkpoint was trained for")
+    parser.add_argument("--resume", metavar="POLICY.keras",
+                        help="Pong: go on training a policy this command wrote (its sidecar beside it), its "
+                             "rounds going on from where it stopped; its steps and minutes count in the new sidecar")
     parser.add_argument("--out", default=str(POLICY_DIR), help="folder for ENV_ID.keras and ENV_ID.json")
     parser.add_argument("--eval-episodes", type=int, help="default: 100, or 20 for an image environment")
     parser.add_argument("--checkpoint-every", type=int, default=0, metavar="N",
@@ -103,20 +101,21 @@ def main(argv=None) -> None:
                      f"{args.env_id} is trained with {type(config).__name__.removesuffix('Config')}.")
     if args.total_steps:
         config = dataclasses.replace(config, total_steps=args.total_steps)
-    if isinstance(config, PixelPPOConfig):
-        config = dataclasses.replace(config, checkpoint=args.checkpoint or "", initial_model=args.resume or "",
-                                     learning_rate=args.learning_rate or config.learning_rate,
-                                     stop_after=args.stop_after, hit_bonus=args.hit_bonus)
+    before = {"training_steps": 0, "training_minutes": 0.0}
+    if args.resume:
+        if not isinstance(config, PixelDAggerConfig):
+            parser.error(f"--resume works with Pong's DAgger from pixels; {args.env_id} is trained with "
+                         f"{type(config).__name__.removesuffix('Config')}.")
+        before = json.loads(Path(args.resume).with_suffix(".json").read_text())
+        done = before["config"].get("first_round", 0) + before["config"]["rounds"]
+        config = dataclasses.replace(config, initial_model=args.resume, first_round=done)
     print(f"training {args.env_id}, seed {args.seed}: {config}", file=sys.stderr)
     start = time.time()
-    if args.ship:
-        model, log_std, steps = keras.saving.load_model(args.ship, compile=False), None, 0
-    else:
-        extra = {"checkpoints": Checkpoints(args.env_id, Path(args.out) / "checkpoints", args.checkpoint_every,
-                                            seed=args.seed, training_method=METHODS[type(config)])
-                 } if args.checkpoint_every else {}
-        model, log_std, steps = TRAINERS[type(config)](args.env_id, args.seed, config, **extra)
-    steps, minutes = steps + args.resumed_steps, (0 if args.ship else (time.time() - start) / 60) + args.resumed_minutes
+    extra = {"checkpoints": Checkpoints(args.env_id, Path(args.out) / "checkpoints", args.checkpoint_every,
+                                        seed=args.seed, training_method=METHODS[type(config)])
+             } if args.checkpoint_every else {}
+    model, log_std, steps = TRAINERS[type(config)](args.env_id, args.seed, config, **extra)
+    steps, minutes = steps + before["training_steps"], (time.time() - start) / 60 + before["training_minutes"]
     image = bool(ENVIRONMENTS.get(args.env_id) and ENVIRONMENTS[args.env_id].frames)
     episodes = args.eval_episodes or (20 if image else 100)
     returns, states = evaluate(policy_from_model(model, args.env_id), args.env_id, episodes,
