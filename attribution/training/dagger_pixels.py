@@ -27,10 +27,10 @@ from attribution.training.ppo import gae
 
 @dataclasses.dataclass(frozen=True)
 class PixelDAggerConfig:
-    total_steps: int = 300_000         # agent steps over all rounds (4 frames each)
+    total_steps: int = 400_000         # agent steps over all rounds (4 frames each)
     rounds: int = 10
     teacher_share: float = 0.5         # round k takes the teacher's action with probability teacher_share ** k
-    epochs: int = 5                    # passes over all the states so far, per round
+    epochs: int = 3                    # passes over all the states so far, per round
     minibatch: int = 128
     learning_rate: float = 1e-3
     gamma: float = 0.99                # the value head's discount

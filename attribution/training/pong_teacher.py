@@ -3,15 +3,19 @@
 It reads the ball's and its paddle's positions from the Atari's RAM. While the ball is far, it moves
 its paddle towards where the ball will meet the paddle's column (walls reflect it), braking for the
 paddle's momentum. In the last ``horizon`` steps before the ball arrives it plans: it tries a few
-short action sequences on copies of the emulator (``cloneState``), each ``samples`` times since
-v5's sticky actions make a sequence's outcome random, and takes the first action of the one that
-returns the ball most surely, a little bonus going to steep returns (which the computer's paddle
-often misses). It scores about +15 a game with sticky actions; see ``train_pong_dagger``.
+short action sequences on a copy of the emulator's state, loaded into a second emulator without
+sticky actions, and takes the first action of the one that returns the ball, a steep return
+(which the computer's paddle often misses) first. Planning without sticky actions makes its choice a
+function of the state, which the student can learn, where averaging over random repeats made the
+same state's label change from one visit to the next; it also plays better: +18 to +21 in the games
+tried, against about +14 when it planned with sticky actions, three tries a sequence.
 """
 
 from __future__ import annotations
 
+import ale_py
 import numpy as np
+from ale_py import roms
 
 BALL_X, BALL_Y, PADDLE_Y = 49, 54, 51          # RAM addresses (the ball is off the screen when its y is 0)
 PADDLE_COLUMN = 187                            # the ball's x when it reaches the agent's paddle
@@ -35,12 +39,16 @@ class PongTeacher:
     """Acts in one ``make_env("ALE/Pong-v5")`` environment; call ``reset`` at each episode's start and
     ``act`` once per step, before stepping."""
 
-    def __init__(self, env, horizon: int = 4, samples: int = 3, steep_bonus: float = 0.3, braking: float = 1.0,
+    def __init__(self, env, horizon: int = 4, steep_bonus: float = 0.3, braking: float = 1.0,
                  dead_band: float = 10.0):
-        self.ale = env.unwrapped.ale
+        game = env.unwrapped
+        self.ale = game.ale
         self.buttons = self.ale.getMinimalActionSet()
-        self.horizon, self.samples, self.steep_bonus = horizon, samples, steep_bonus
-        self.braking, self.dead_band = braking, dead_band
+        self.planner = ale_py.ALEInterface()
+        self.planner.setLoggerMode(ale_py.LoggerMode.Error)
+        self.planner.setFloat("repeat_action_probability", 0.0)
+        self.planner.loadROM(roms.get_rom_path(game._game))
+        self.horizon, self.steep_bonus, self.braking, self.dead_band = horizon, steep_bonus, braking, dead_band
         self.previous = None
 
     def reset(self) -> None:
@@ -68,28 +76,27 @@ class PongTeacher:
         start = self.ale.cloneState()
         best, best_score = default, -1.0
         for plan in plans:
-            score = 0.0
-            for _ in range(self.samples):
-                score += self._outcome(plan, steps_left + 3)
-                self.ale.restoreState(start)
-            if score > best_score + 1e-9:
+            self.planner.restoreState(start)
+            score = self._outcome(plan, steps_left + 3)
+            if score > best_score:
                 best, best_score = plan[0], score
         return best
 
     def _outcome(self, plan: tuple[int, ...], steps: int) -> float:
-        """Play ``plan`` (its last action repeated) for up to ``steps`` steps of 4 frames: 0 if the
-        ball is missed, 1 if returned, 1 + steep_bonus if returned steeply, 0.5 if still undecided."""
-        x_before = int(self.ale.getRAM()[BALL_X])
+        """Play ``plan`` (its last action repeated) for up to ``steps`` steps of 4 frames on the planner:
+        0 if the ball is missed, 1 if returned, 1 + steep_bonus if returned steeply, 0.5 if undecided."""
+        ale = self.planner
+        x_before = int(ale.getRAM()[BALL_X])
         for t in range(steps):
             button = self.buttons[plan[min(t, len(plan) - 1)]]
-            reward = sum(self.ale.act(button) for _ in range(4))
-            ram = self.ale.getRAM()
+            reward = sum(ale.act(button) for _ in range(4))
+            ram = ale.getRAM()
             x, y = int(ram[BALL_X]), int(ram[BALL_Y])
             if reward < 0 or y == 0:
                 return 0.0
             if x < x_before:
                 for _ in range(4):
-                    self.ale.act(self.buttons[STAY])
-                return 1.0 + self.steep_bonus * (abs(int(self.ale.getRAM()[BALL_Y]) - y) >= 7)
+                    ale.act(self.buttons[STAY])
+                return 1.0 + self.steep_bonus * (abs(int(ale.getRAM()[BALL_Y]) - y) >= 7)
             x_before = x
         return 0.5
