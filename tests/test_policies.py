@@ -41,7 +41,7 @@ def test_the_pong_sidecar_says_how_it_was_trained_and_how_good_it_is():
     info = pong.info
     assert info.source == "shipped" and info.heads == ("logits", "value") and not info.continuous
     assert info.eval_episodes == 20 and -21 <= info.eval_return_mean <= 21 and info.eval_return_std >= 0
-    assert info.training_method.startswith("PPO") and info.training_steps > 0
+    assert info.training_method.startswith("DAgger from pixels") and info.training_steps > 0
     assert info.action_names[2:4] == ("move up", "move down")
     assert info.reference_states.shape == (8, 4, 84, 84) and info.median_state.shape == (4, 84, 84)
     assert pong.observation_shape == (4, 84, 84) and len(info.feature_names) == 4 * 84 * 84
