@@ -158,8 +158,9 @@ def train_dagger_pixels(env_id: str, seed: int, config: PixelDAggerConfig):
                     index = np.sort(order[begin:begin + config.minibatch])
                     losses = update(states[index], labels[index], value_targets[index])
             recent = f"{np.mean(games[-6:]):+.1f}" if games else "none finished"
-            print(f"round {config.first_round + round_index + 1}/{config.first_round + config.rounds}: {filled:,} states, teacher acting {share:.0%}, the "
-                  f"student agreed with it on {agreed:.0%}, last games {recent} ({len(games)} in all), losses "
+            number, last = config.first_round + round_index + 1, config.first_round + config.rounds
+            print(f"round {number}/{last}: {filled:,} states, teacher acting {share:.0%}, the student agreed "
+                  f"with it on {agreed:.0%}, last games {recent} ({len(games)} in all), losses "
                   f"{float(losses[0]):.3f} / {float(losses[1]):.3f}, {(time.time() - start) / 60:.1f} min",
                   file=sys.stderr, flush=True)
     return model, None, filled
