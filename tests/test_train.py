@@ -74,6 +74,12 @@ def test_going_on_training_is_refused_for_an_environment_trained_otherwise(capsy
     assert "--resume works with Pong's DAgger from pixels; CartPole-v1 is trained with PPO" in capsys.readouterr().err
 
 
+def test_going_on_training_a_policy_without_its_sidecar_is_refused(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        train.main(["ALE/Pong-v5", "--resume", str(tmp_path / "ALE_Pong-v5.keras")])
+    assert f"{tmp_path / 'ALE_Pong-v5.json'} is not there" in capsys.readouterr().err
+
+
 def test_a_negative_checkpoint_interval_is_refused_before_training(capsys):
     import pytest
 

@@ -106,7 +106,11 @@ def main(argv=None) -> None:
         if not isinstance(config, PixelDAggerConfig):
             parser.error(f"--resume works with Pong's DAgger from pixels; {args.env_id} is trained with "
                          f"{type(config).__name__.removesuffix('Config')}.")
-        before = json.loads(Path(args.resume).with_suffix(".json").read_text())
+        sidecar = Path(args.resume).with_suffix(".json")
+        if not sidecar.is_file():
+            parser.error(f"--resume needs a policy this command wrote, with its sidecar beside it; {sidecar} is "
+                         f"not there.")
+        before = json.loads(sidecar.read_text())
         done = before["config"].get("first_round", 0) + before["config"]["rounds"]
         config = dataclasses.replace(config, initial_model=args.resume, first_round=done)
     print(f"training {args.env_id}, seed {args.seed}: {config}", file=sys.stderr)
