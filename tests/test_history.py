@@ -1,8 +1,10 @@
 """An episode's observations kept compactly: a frame stack keeps one new frame a step."""
 
 import numpy as np
+import pytest
 
-from attribution.rl.history import ObservationHistory
+from attribution.rl.episodes import load_episode, save_episode
+from attribution.rl.history import ObservationHistory, compact_stacks, stacked_view
 from attribution.rl.rollout import EpisodeStepper
 
 
@@ -19,7 +21,9 @@ def test_a_pong_game_keeps_one_frame_a_step_and_gives_back_every_stack():
         assert run.observations[:].dtype == np.uint8
         frame = seen[0][0].nbytes  # 84 x 84 bytes
         assert run.observations.nbytes == (4 + 59) * frame  # the first stack, then one frame a step
-        np.testing.assert_array_equal(run.episode("test", greedy=False).observations, np.stack(seen))
+        episode = run.episode("test", greedy=False)
+        np.testing.assert_array_equal(episode.observations, np.stack(seen))
+        assert episode.observations.base is not None and not episode.observations.flags.writeable  # a view
 
 
 def test_stacks_that_do_not_continue_each_other_and_vectors_are_kept_whole(rng):
@@ -41,3 +45,32 @@ def test_stacks_that_do_not_continue_each_other_and_vectors_are_kept_whole(rng):
     assert len(vectors) == 3 and vectors[1:].shape == (2, 4) and np.asarray(vectors).dtype == np.float32
     vectors.clear()
     assert len(vectors) == 0 and np.asarray(vectors).size == 0
+
+
+def test_a_recorded_episodes_stacks_are_a_view_of_its_frames_in_memory_and_whole_on_disk(tmp_path):
+    with EpisodeStepper("ALE/Pong-v5", seed=1) as run:
+        for t in range(40):
+            run.step(t % 6, np.zeros(6, np.float32))
+        episode = run.episode("test", greedy=False)
+    dense = np.array(episode.observations)
+    assert episode.observations.strides[:2] == (84 * 84, 84 * 84)  # step t + 1 starts one frame after step t
+    with pytest.raises(ValueError, match="read-only"):
+        episode.observations[0, 0, 0, 0] = 1
+    loaded = load_episode(save_episode(episode, tmp_path / "pong.npz"))  # written as plain stacks
+    np.testing.assert_array_equal(loaded.observations, dense)
+    assert loaded.observations.strides[0] == loaded.observations.strides[1]  # compact again
+
+
+def test_observations_that_are_not_one_chain_of_stacks_stay_as_they_are(rng):
+    frames = rng.integers(0, 255, (10, 3, 5), dtype=np.uint8)
+    stacks = stacked_view(frames, 4)
+    assert stacks.shape == (7, 4, 3, 5)
+    np.testing.assert_array_equal(stacks[5], frames[5:9])
+    chain = np.array(stacks)
+    np.testing.assert_array_equal(compact_stacks(chain, rows_per_check=2), chain)
+    assert compact_stacks(chain, rows_per_check=2).strides[0] == 3 * 5  # one frame a step
+    broken = chain.copy()
+    broken[6, 0, 0, 0] += 1  # the last stack no longer continues the one before
+    assert compact_stacks(broken, rows_per_check=2) is broken
+    vectors = rng.normal(size=(5, 4)).astype(np.float32)
+    assert compact_stacks(vectors) is vectors

@@ -28,8 +28,8 @@ def action_labels(episode: Episode, action_names) -> list[str]:
 
 def _feature_values(episode: Episode, explained: EpisodeAttribution) -> np.ndarray | None:
     """(T, F) the observation where the parts are its features; None where they are objects on a screen."""
-    observations = episode.observations.reshape(len(episode), -1)
-    return observations if observations.shape[1] == explained.attributions.shape[1] else None
+    features = int(np.prod(episode.observations.shape[1:]))
+    return episode.observations.reshape(len(episode), features) if features == explained.attributions.shape[1] else None
 
 
 def attribution_rows(episode: Episode, explained: EpisodeAttribution, feature_names, action_names) -> list[tuple]:

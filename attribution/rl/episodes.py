@@ -24,6 +24,7 @@ from PIL import Image
 from attribution.rl.archives import EPISODE_LIMITS, MEGABYTE, ArchiveError, open_archive
 from attribution.rl.environments import observation_space, step_limit
 from attribution.rl.files import write_atomically
+from attribution.rl.history import compact_stacks
 
 FORMAT = "rl-attribution episode"
 VERSION = 1
@@ -59,7 +60,8 @@ class Frames:
 class Episode:
     """One episode. T = number of steps.
 
-    observations: (T, *obs_shape), what the policy saw before each action: float32, or uint8 for images.
+    observations: (T, *obs_shape), what the policy saw before each action: float32, or uint8 for images
+        (frame stacks as a read-only view of their frames, ``history.compact_stacks``).
     actions: int64 (T,) or float32 (T, action_dim), what the environment received.
     rewards: float32 (T,).
     policy_outputs: float32 (T, n_outputs), the actor head (logits or mean) at each step.
@@ -81,6 +83,9 @@ class Episode:
     attributions: np.ndarray | None = None
     created: str = dataclasses.field(default_factory=lambda: datetime.datetime.now().isoformat(timespec="seconds"))
     settings: dict = dataclasses.field(default_factory=dict)  # how the attributions were computed
+
+    def __post_init__(self) -> None:
+        self.observations = compact_stacks(self.observations)
 
     def __len__(self) -> int:
         return len(self.actions)
@@ -264,5 +269,5 @@ def _check_consistent(episode: Episode, name: str) -> None:
         raise EpisodeError(f"{Path(name).name} has {len(episode.frames)} frames for {n} steps.")
     if episode.attributions is not None and len(episode.attributions) != n:
         raise EpisodeError(f"{Path(name).name} has attributions for {len(episode.attributions)} steps, not {n}.")
-    if not np.isfinite(episode.observations).all():
+    if np.issubdtype(episode.observations.dtype, np.floating) and not np.isfinite(episode.observations).all():
         raise EpisodeError(f"{Path(name).name} has NaN or inf observations.")

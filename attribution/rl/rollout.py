@@ -103,8 +103,7 @@ class EpisodeStepper:
         images = self.env.observation_space.dtype == np.uint8  # 4 bytes a pixel would be 113 kB a Pong step
         return Episode(
             env_id=self.env_id, seed=self.seed, policy=policy, greedy=greedy,
-            observations=np.asarray(self.observations, dtype=np.uint8 if images else np.float32).reshape(
-                self.t, *obs_shape),
+            observations=self.observations.to_array(np.uint8 if images else np.float32).reshape(self.t, *obs_shape),
             actions=np.array(self.actions), rewards=np.array(self.rewards, dtype=np.float32),
             policy_outputs=np.array(self.policy_outputs, dtype=np.float32), terminated=bool(self.terminated),
             truncated=bool(self.truncated), frames=self.frames)
