@@ -3,7 +3,7 @@
 import pytest
 
 from attribution.rl.environments import make_env
-from attribution.training.pong_teacher import PADDLE_COLUMN, WALLS, PongTeacher, meeting_row
+from attribution.training.pong_teacher import DOWN, PADDLE_COLUMN, STAY, UP, WALLS, PongTeacher, meeting_row
 
 
 def test_a_ball_moving_straight_at_the_paddle_meets_it_on_its_own_row():
@@ -32,3 +32,19 @@ def test_the_teacher_wins_most_of_the_first_points_of_a_game():
         assert not (terminated or truncated)
     env.close()
     assert won >= 3, f"won {won} of the first {won + lost} points"
+
+
+def test_the_teachers_equally_good_actions_hold_its_own_and_are_several_only_where_it_plans():
+    """Its action is among its best, its best among those that return the ball; away from the paddle it
+    names one action, and near it, at least sometimes, more than one."""
+    env = make_env("ALE/Pong-v5")
+    env.reset(seed=0)
+    teacher, widest = PongTeacher(env), 0
+    for _ in range(300):
+        choice = teacher.choose()
+        assert (choice.best >> choice.action) & 1 and choice.best & ~choice.returning == 0
+        assert choice.returning & ~sum(1 << a for a in (STAY, UP, DOWN)) == 0
+        widest = max(widest, bin(choice.returning).count("1"))
+        env.step(choice.action)
+    env.close()
+    assert widest >= 2

@@ -7,6 +7,7 @@ import pytest
 
 from attribution.rl.policies import load_policy_file
 from attribution.training import ppo, train
+from attribution.training.dagger_pixels import set_cross_entropy
 
 
 def test_running_mean_std_matches_numpy_over_batches():
@@ -33,6 +34,15 @@ def test_gae_stops_at_the_end_of_an_episode():
     advantages = ppo.gae(buffers, last_values=np.array([100.0], np.float32), gamma=0.9, lam=0.95)
     assert advantages[0, 0] == 1.0  # nothing flows back across the episode boundary
     assert advantages[1, 0] == 1.0 + 0.9 * 100.0
+
+
+def test_the_set_loss_is_cross_entropy_for_one_action_zero_for_all_and_averages_its_sets():
+    logits = np.random.default_rng(0).normal(size=(3, 6)).astype(np.float32)
+    p = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    sets = np.array([[1 << 2, 1 << 2], [63, 63], [(1 << 2) | (1 << 3), 1 << 2]], np.uint8)
+    loss = set_cross_entropy(logits, sets).numpy()
+    expected = [-np.log(p[0, 2]), 0.0, -(np.log(p[2, 2] + p[2, 3]) + np.log(p[2, 2])) / 2]
+    np.testing.assert_allclose(loss, expected, rtol=1e-5, atol=1e-6)
 
 
 def test_a_short_training_run_writes_a_loadable_policy_with_its_sidecar(tmp_path):

@@ -5,8 +5,11 @@ The student is a small CNN (``build_pixel_student``) that sees only the stacked 
 ``total_steps / rounds`` steps in ``workers`` processes, the teacher acting in round 0 and the
 student after that (the teacher's action taken instead with probability ``teacher_share ** round``);
 the teacher labels every state, and the student is trained on all the states seen so far, so it
-learns what to do in the states its own mistakes lead to. A value head learns the discounted score
-from each state. Run through ``python -m attribution.training.train``.
+learns what to do in the states its own mistakes lead to. A label is a set of actions (the
+teacher's ``Choice``): the loss is the mean of -log P(an action in ``best``) and -log P(an action in
+``returning``), so near the paddle the student may take any action as good as the teacher's, and one
+that returns the ball before one that does not. A value head learns the discounted score from each
+state. Run through ``python -m attribution.training.train``.
 """
 
 from __future__ import annotations
@@ -56,6 +59,17 @@ def build_pixel_student(obs_shape: tuple[int, ...], n_actions: int, config: Pixe
     return keras.Model(frames, {"logits": logits, "value": value})
 
 
+def set_cross_entropy(logits, allowed_bits):
+    """logits (batch, n_actions), allowed_bits (batch, sets) uint8 bit masks (bit a: action a allowed) ->
+    (batch,): the mean over sets of -log P(the action is in the set); one action per set is plain
+    cross-entropy."""
+    shifted = tf.bitwise.right_shift(tf.cast(allowed_bits, tf.int32)[:, :, None], tf.range(tf.shape(logits)[-1]))
+    allowed = tf.bitwise.bitwise_and(shifted, 1) > 0   # (batch, sets, n_actions)
+    logits = tf.broadcast_to(logits[:, None], tf.shape(allowed))
+    log_p = tf.reduce_logsumexp(tf.where(allowed, logits, -np.inf), -1) - tf.reduce_logsumexp(logits, -1)
+    return -tf.reduce_mean(log_p, -1)
+
+
 class _Player:
     """One worker's environment, teacher and copy of the student; it keeps its episode across rounds."""
 
@@ -73,18 +87,19 @@ class _Player:
 
     def play(self, weights, steps: int, share: float) -> dict:
         """``steps`` steps, the teacher's action taken with probability ``share``: the states (uint8),
-        the teacher's labels, each state's discounted score, finished games' scores, agreements."""
+        the teacher's labels, each state's discounted score, finished games' scores, and how often the
+        student's action was one of the teacher's best."""
         self.model.set_weights(weights)
         states = np.zeros((steps, *self.observation.shape), np.uint8)
-        labels = np.zeros(steps, np.int32)
+        labels = np.zeros((steps, 2), np.uint8)  # the teacher's best and returning actions, as bit masks
         rewards, ended = np.zeros(steps, np.float32), np.zeros(steps, np.float32)
         games, agreed = [], 0
         for t in range(steps):
-            label = self.teacher.act()
+            choice = self.teacher.choose()
             student = int(self.act(self.observation[None])[0])
-            agreed += label == student
-            states[t], labels[t] = self.observation, label
-            action = label if self.rng.random() < share else student
+            agreed += (choice.best >> student) & 1
+            states[t], labels[t] = self.observation, (choice.best, choice.returning)
+            action = choice.action if self.rng.random() < share else student
             self.observation, rewards[t], terminated, truncated, _ = self.env.step(action)
             self.score += rewards[t]
             if terminated or truncated:
@@ -126,7 +141,7 @@ def train_dagger_pixels(env_id: str, seed: int, config: PixelDAggerConfig):
     optimizer = keras.optimizers.Adam(config.learning_rate)
     per_worker = config.total_steps // config.rounds // config.workers
     states = np.zeros((per_worker * config.workers * config.rounds, *shape), np.uint8)
-    labels = np.zeros(len(states), np.int32)
+    labels = np.zeros((len(states), 2), np.uint8)
     value_targets = np.zeros(len(states), np.float32)
 
     # Not XLA: on a CPU, oneDNN's convolutions train faster (139 ms for a 512-state update against 214)
@@ -134,7 +149,7 @@ def train_dagger_pixels(env_id: str, seed: int, config: PixelDAggerConfig):
     def update(obs, label, value_target):
         with tf.GradientTape() as tape:
             out = model(tf.cast(obs, tf.float32), training=True)
-            policy_loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(label, out["logits"]))
+            policy_loss = tf.reduce_mean(set_cross_entropy(out["logits"], label))
             value_loss = tf.reduce_mean((out["value"][:, 0] - value_target) ** 2)
             loss = policy_loss + 0.5 * value_loss
         optimizer.apply(tape.gradient(loss, model.trainable_variables), model.trainable_variables)
@@ -159,8 +174,8 @@ def train_dagger_pixels(env_id: str, seed: int, config: PixelDAggerConfig):
                     losses = update(states[index], labels[index], value_targets[index])
             recent = f"{np.mean(games[-6:]):+.1f}" if games else "none finished"
             number, last = config.first_round + round_index + 1, config.first_round + config.rounds
-            print(f"round {number}/{last}: {filled:,} states, teacher acting {share:.0%}, the student agreed "
-                  f"with it on {agreed:.0%}, last games {recent} ({len(games)} in all), losses "
+            print(f"round {number}/{last}: {filled:,} states, teacher acting {share:.0%}, the student took "
+                  f"one of its best actions on {agreed:.0%}, last games {recent} ({len(games)} in all), losses "
                   f"{float(losses[0]):.3f} / {float(losses[1]):.3f}, {(time.time() - start) / 60:.1f} min",
                   file=sys.stderr, flush=True)
     return model, None, filled

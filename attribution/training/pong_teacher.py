@@ -9,9 +9,16 @@ sticky actions, and takes the first action of the one that returns the ball, a s
 function of the state, which the student can learn, where averaging over random repeats made the
 same state's label change from one visit to the next; it also plays better: +18 to +21 in the games
 tried, against about +14 when it planned with sticky actions, three tries a sequence.
+
+Near the paddle several first actions often lead to the same outcome, and which one the teacher
+takes is an accident of the order it tries them in; a student asked to copy that disagreed with it
+on a third of those states. So ``choose`` also says which actions are as good as its own: every
+first action that can still reach the best outcome, and every one that can still return the ball.
 """
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import ale_py
 import numpy as np
@@ -35,9 +42,17 @@ def meeting_row(x: int, y: int, dx: int, dy: int) -> float | None:
     return low + (folded if folded <= span else 2 * span - folded)
 
 
+class Choice(NamedTuple):
+    """The teacher's action, and the actions as good as it as bit masks (bit ``a`` set for action ``a``):
+    ``best`` reach its outcome, ``returning`` return the ball (``best`` where none can)."""
+    action: int
+    best: int
+    returning: int
+
+
 class PongTeacher:
     """Acts in one ``make_env("ALE/Pong-v5")`` environment; call ``reset`` at each episode's start and
-    ``act`` once per step, before stepping."""
+    ``act`` (or ``choose``) once per step, before stepping."""
 
     def __init__(self, env, horizon: int = 4, steep_bonus: float = 0.3, braking: float = 1.0,
                  dead_band: float = 10.0):
@@ -55,6 +70,9 @@ class PongTeacher:
         self.previous = None
 
     def act(self) -> int:
+        return self.choose().action
+
+    def choose(self) -> Choice:
         ram = self.ale.getRAM().astype(int)
         previous, self.previous = (ram if self.previous is None else self.previous), ram
         x, y, paddle = ram[BALL_X], ram[BALL_Y], ram[PADDLE_Y]
@@ -65,22 +83,24 @@ class PongTeacher:
         action = STAY if abs(stops_at - target) < self.dead_band else UP if stops_at > target else DOWN
         steps_left = int(np.ceil((PADDLE_COLUMN - x) / dx)) if row is not None else 0
         if 0 < steps_left <= self.horizon:
-            action = self._plan(steps_left, action)
-        return action
+            return self._plan(steps_left, action)
+        return Choice(action, 1 << action, 1 << action)
 
-    def _plan(self, steps_left: int, default: int) -> int:
-        """The first action of the best of: ``a`` for ``j`` steps then ``b`` (a != b), or one action
-        throughout; ``default`` first, so it wins ties."""
-        plans = [(default,)] + [(a,) * j + (b,) for a in (STAY, UP, DOWN) for b in (STAY, UP, DOWN) if a != b
-                                for j in range(1, steps_left + 1)] + [(a,) for a in (STAY, UP, DOWN)]
+    def _plan(self, steps_left: int, default: int) -> Choice:
+        """Try ``a`` for ``j`` steps then ``b`` (a != b), and each action throughout; take the first action
+        of the best, ``default`` when it is as good as any."""
+        plans = [(a,) * j + (b,) for a in (STAY, UP, DOWN) for b in (STAY, UP, DOWN) if a != b
+                 for j in range(1, steps_left + 1)] + [(a,) for a in (STAY, UP, DOWN)]
         start = self.ale.cloneState()
-        best, best_score = default, -1.0
+        scores = {}  # first action -> the best outcome reachable from it
         for plan in plans:
             self.planner.restoreState(start)
-            score = self._outcome(plan, steps_left + 3)
-            if score > best_score:
-                best, best_score = plan[0], score
-        return best
+            scores[plan[0]] = max(scores.get(plan[0], -1.0), self._outcome(plan, steps_left + 3))
+        top = max(scores.values())
+        best = sum(1 << a for a, score in scores.items() if score == top)
+        returning = sum(1 << a for a, score in scores.items() if score >= 1.0) or best
+        action = default if scores[default] == top else next(a for a, score in scores.items() if score == top)
+        return Choice(action, best, returning)
 
     def _outcome(self, plan: tuple[int, ...], steps: int) -> float:
         """Play ``plan`` (its last action repeated) for up to ``steps`` steps of 4 frames on the planner:
