@@ -11,7 +11,8 @@ what one would write by hand: every path point of a state in one batch through
 ``tf.GradientTape``, no compilation, the same points, no refinement.
 
 Memory is the process's resident set (VmRSS) with the policy loaded and compiled, then with the
-game recorded (observations as bytes, frames as PNG) and explained, as the Replay page holds it.
+game recorded (observations as bytes, a frame stack as one frame a step; frames as PNG) and
+explained, as the Replay page holds it.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from attribution.analysis.baselines import empty_playfield  # noqa: E402
 from attribution.analysis.episode_attribution import attribute_episode  # noqa: E402
 from attribution.engine import backend  # noqa: E402
 from attribution.engine.quadrature import quadrature_rule  # noqa: E402
+from attribution.rl.history import kept_bytes  # noqa: E402
 from attribution.rl.policies import load_policy  # noqa: E402
 from attribution.rl.pong import PongObjects  # noqa: E402
 from attribution.rl.rollout import record_episode  # noqa: E402
@@ -113,7 +115,8 @@ def main() -> None:
           f"refined: largest completeness gap {np.abs(explained.delta).max():.2g}, "
           f"{int((explained.steps > args.steps).sum())} states given more points")
     print(f"\nresident memory: {before:.0f} MB with the policy compiled, {open_game:.0f} MB with the game open and "
-          f"explained (+{open_game - before:.0f} MB: observations {game.observations.nbytes / 2**20:.0f} MB as bytes, "
+          f"explained (+{open_game - before:.0f} MB: observations {kept_bytes(game.observations) / 2**20:.0f} MB as "
+          f"bytes, one frame a step, "
           f"frames {game.frames.nbytes / 2**20:.1f} MB as PNG, "
           f"object sums {explained.attributions.nbytes / 2**20:.2f} MB)")
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from attribution.rl.episodes import load_episode, save_episode
-from attribution.rl.history import ObservationHistory, compact_stacks, stacked_view
+from attribution.rl.history import ObservationHistory, compact_stacks, kept_bytes, stacked_view
 from attribution.rl.rollout import EpisodeStepper
 
 
@@ -54,6 +54,7 @@ def test_a_recorded_episodes_stacks_are_a_view_of_its_frames_in_memory_and_whole
         episode = run.episode("test", greedy=False)
     dense = np.array(episode.observations)
     assert episode.observations.strides[:2] == (84 * 84, 84 * 84)  # step t + 1 starts one frame after step t
+    assert kept_bytes(episode.observations) == (4 + 39) * 84 * 84 and kept_bytes(dense) == dense.nbytes
     with pytest.raises(ValueError, match="read-only"):
         episode.observations[0, 0, 0, 0] = 1
     loaded = load_episode(save_episode(episode, tmp_path / "pong.npz"))  # written as plain stacks

@@ -96,3 +96,10 @@ def compact_stacks(observations: np.ndarray, rows_per_check: int = 256) -> np.nd
         if not np.array_equal(observations[later, :-1], observations[rows, 1:]):
             return observations
     return stacked_view(np.concatenate([observations[0], observations[1:, -1]]), observations.shape[1])
+
+
+def kept_bytes(observations: np.ndarray) -> int:
+    """The bytes ``observations`` hold: their frames' for a ``stacked_view``, else their own."""
+    if observations.ndim >= 4 and len(observations) and observations.strides[0] == observations.strides[1]:
+        return (len(observations) + observations.shape[1] - 1) * observations[0, 0].nbytes
+    return observations.nbytes
