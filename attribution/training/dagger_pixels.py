@@ -35,7 +35,8 @@ class PixelDAggerConfig:
     teacher_share: float = 0.5         # round k takes the teacher's action with probability teacher_share ** k
     epochs: int = 3                    # passes over all the states so far, per round
     minibatch: int = 128
-    learning_rate: float = 1e-3
+    learning_rate: float = 1e-3       # the first round's, falling geometrically to final_learning_rate in the last
+    final_learning_rate: float = 1e-4
     gamma: float = 0.99                # the value head's discount
     conv: tuple[tuple[int, int, int], ...] = ((16, 8, 4), (32, 4, 2))   # (filters, kernel, stride)
     hidden: int = 256
@@ -167,6 +168,9 @@ def train_dagger_pixels(env_id: str, seed: int, config: PixelDAggerConfig):
                     part["states"], part["labels"], part["returns"])
                 filled, games = end, games + part["games"]
             agreed = sum(part["agreed"] for part in played) / (per_worker * config.workers)
+            progress = round_index / max(config.rounds - 1, 1)
+            optimizer.learning_rate.assign(
+                config.learning_rate * (config.final_learning_rate / config.learning_rate) ** progress)
             for _ in range(config.epochs):
                 order = rng.permutation(filled)
                 for begin in range(0, filled - config.minibatch + 1, config.minibatch):
