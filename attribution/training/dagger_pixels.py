@@ -8,7 +8,9 @@ the teacher labels every state, and the student is trained on all the states see
 learns what to do in the states its own mistakes lead to. A label is a set of actions (the
 teacher's ``Choice``): the loss is the mean of -log P(an action in ``best``) and -log P(an action in
 ``returning``), so near the paddle the student may take any action as good as the teacher's, and one
-that returns the ball before one that does not. A value head learns the discounted score from each
+that returns the ball before one that does not. The teacher's critical states (the ball near, its
+first actions leading to different outcomes: where the student lost its points) weigh
+``critical_weight`` times the others in that loss. A value head learns the discounted score from each
 state. Run through ``python -m attribution.training.train``.
 """
 
@@ -37,6 +39,7 @@ class PixelDAggerConfig:
     minibatch: int = 128
     learning_rate: float = 1e-3       # the first round's, falling geometrically to final_learning_rate in the last
     final_learning_rate: float = 1e-4
+    critical_weight: float = 5.0       # the weight of a state where the teacher's first actions differ in outcome
     gamma: float = 0.99                # the value head's discount
     conv: tuple[tuple[int, int, int], ...] = ((16, 8, 4), (32, 4, 2))   # (filters, kernel, stride)
     hidden: int = 256
@@ -92,14 +95,15 @@ class _Player:
         student's action was one of the teacher's best."""
         self.model.set_weights(weights)
         states = np.zeros((steps, *self.observation.shape), np.uint8)
-        labels = np.zeros((steps, 2), np.uint8)  # the teacher's best and returning actions, as bit masks
+        labels = np.zeros((steps, 3), np.uint8)  # the teacher's best and returning actions as bit masks, critical
         rewards, ended = np.zeros(steps, np.float32), np.zeros(steps, np.float32)
-        games, agreed = [], 0
+        games, agreed, critical_agreed = [], 0, 0
         for t in range(steps):
             choice = self.teacher.choose()
             student = int(self.act(self.observation[None])[0])
             agreed += (choice.best >> student) & 1
-            states[t], labels[t] = self.observation, (choice.best, choice.returning)
+            critical_agreed += choice.critical and (choice.best >> student) & 1
+            states[t], labels[t] = self.observation, (choice.best, choice.returning, choice.critical)
             action = choice.action if self.rng.random() < share else student
             self.observation, rewards[t], terminated, truncated, _ = self.env.step(action)
             self.score += rewards[t]
@@ -112,7 +116,8 @@ class _Player:
         ended[-1] = 1.0  # the episode the round stops in counts as ended
         returns = gae({"rewards": rewards[:, None], "values": np.zeros((steps, 1), np.float32),
                        "dones": ended[:, None]}, np.zeros(1, np.float32), self.gamma, 1.0)[:, 0]
-        return {"states": states, "labels": labels, "returns": returns, "games": games, "agreed": agreed}
+        return {"states": states, "labels": labels, "returns": returns, "games": games, "agreed": agreed,
+                "critical_agreed": critical_agreed}
 
 
 _player: _Player | None = None
@@ -142,7 +147,7 @@ def train_dagger_pixels(env_id: str, seed: int, config: PixelDAggerConfig):
     optimizer = keras.optimizers.Adam(config.learning_rate)
     per_worker = config.total_steps // config.rounds // config.workers
     states = np.zeros((per_worker * config.workers * config.rounds, *shape), np.uint8)
-    labels = np.zeros((len(states), 2), np.uint8)
+    labels = np.zeros((len(states), 3), np.uint8)
     value_targets = np.zeros(len(states), np.float32)
 
     # Not XLA: on a CPU, oneDNN's convolutions train faster (139 ms for a 512-state update against 214)
@@ -150,7 +155,8 @@ def train_dagger_pixels(env_id: str, seed: int, config: PixelDAggerConfig):
     def update(obs, label, value_target):
         with tf.GradientTape() as tape:
             out = model(tf.cast(obs, tf.float32), training=True)
-            policy_loss = tf.reduce_mean(set_cross_entropy(out["logits"], label))
+            weight = 1.0 + (config.critical_weight - 1.0) * tf.cast(label[:, 2], tf.float32)
+            policy_loss = tf.reduce_sum(weight * set_cross_entropy(out["logits"], label[:, :2])) / tf.reduce_sum(weight)
             value_loss = tf.reduce_mean((out["value"][:, 0] - value_target) ** 2)
             loss = policy_loss + 0.5 * value_loss
         optimizer.apply(tape.gradient(loss, model.trainable_variables), model.trainable_variables)
@@ -168,6 +174,8 @@ def train_dagger_pixels(env_id: str, seed: int, config: PixelDAggerConfig):
                     part["states"], part["labels"], part["returns"])
                 filled, games = end, games + part["games"]
             agreed = sum(part["agreed"] for part in played) / (per_worker * config.workers)
+            critical = int(labels[filled - per_worker * config.workers:filled, 2].sum())
+            critical_agreed = sum(part["critical_agreed"] for part in played) / max(critical, 1)
             progress = round_index / max(config.rounds - 1, 1)
             optimizer.learning_rate.assign(
                 config.learning_rate * (config.final_learning_rate / config.learning_rate) ** progress)
@@ -179,7 +187,8 @@ def train_dagger_pixels(env_id: str, seed: int, config: PixelDAggerConfig):
             recent = f"{np.mean(games[-6:]):+.1f}" if games else "none finished"
             number, last = config.first_round + round_index + 1, config.first_round + config.rounds
             print(f"round {number}/{last}: {filled:,} states, teacher acting {share:.0%}, the student took "
-                  f"one of its best actions on {agreed:.0%}, last games {recent} ({len(games)} in all), losses "
-                  f"{float(losses[0]):.3f} / {float(losses[1]):.3f}, {(time.time() - start) / 60:.1f} min",
+                  f"one of its best actions on {agreed:.0%} (on {critical_agreed:.0%} of {critical:,} critical "
+                  f"states), last games {recent} ({len(games)} in all), losses {float(losses[0]):.3f} / "
+                  f"{float(losses[1]):.3f}, {(time.time() - start) / 60:.1f} min",
                   file=sys.stderr, flush=True)
     return model, None, filled

@@ -48,10 +48,13 @@ def meeting_row(x: int, y: int, dx: int, dy: int) -> float | None:
 
 class Choice(NamedTuple):
     """The teacher's action, and the actions as good as it as bit masks (bit ``a`` set for action ``a``):
-    ``best`` reach its outcome, ``returning`` return the ball (``best`` where none can)."""
+    ``best`` reach its outcome, ``returning`` return the ball (``best`` where none can). ``critical``:
+    the ball is near and its first actions lead to different outcomes, the few states a player must
+    get right."""
     action: int
     best: int
     returning: int
+    critical: bool = False
 
 
 class PongTeacher:
@@ -105,7 +108,7 @@ class PongTeacher:
         best = sum(1 << a for a, score in scores.items() if score == top)
         returning = sum(1 << a for a, score in scores.items() if score >= 1.0) or best
         action = default if scores[default] == top else next(a for a, score in scores.items() if score == top)
-        return Choice(action, best, returning)
+        return Choice(action, best, returning, critical=len(set(scores.values())) > 1)
 
     def _outcome(self, plan: tuple[int, ...], steps: int) -> float:
         """Play ``plan`` (its last action repeated) for up to ``steps`` steps of 4 frames on the planner:
