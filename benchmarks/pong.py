@@ -1,7 +1,7 @@
 """Pong, the pixel agent: IG of one state at the app's defaults and of a whole recorded game, against a
 plain eager batched call in the same run, and the memory one open game takes.
 
-    python benchmarks/pong.py [--seed 0] [--steps 16]
+    python benchmarks/pong.py [--seed 0] [--steps 16] [--max-steps N]
 
 The app's defaults for images: the probability of the chosen action, the empty-playfield baseline,
 16 Gauss-Legendre points with refine on (it adds points wherever the gap stays above 1%). The
@@ -71,6 +71,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--steps", type=int, default=16)
+    parser.add_argument("--max-steps", type=int, help="stop the recorded game after N steps (a won game is long)")
     args = parser.parse_args()
     policy = load_policy(PONG)
     model = explain.action_probabilities(policy.model)
@@ -89,7 +90,7 @@ def main() -> None:
     print(f"{'  map + object sums':<34}{engine_ms:>11.1f}{eager_ms:>10.1f}{eager_ms / engine_ms:>10.1f}")
 
     started = time.perf_counter()
-    game = record_episode(policy, args.seed)
+    game = record_episode(policy, args.seed, max_steps=args.max_steps)
     recorded = time.perf_counter() - started
     targets = game.actions.astype(np.int64)
     explained = attribute_episode(model, game, targets, [""] * len(game), baseline, args.steps, "gausslegendre", {})
