@@ -59,9 +59,12 @@ def test_a_short_pixel_training_run_writes_a_loadable_pong_policy_that_can_be_tr
     train.main(["ALE/Pong-v5", "--total-steps", "400", "--eval-episodes", "1", "--out", str(tmp_path / "a")])
     first = json.loads((tmp_path / "a" / "ALE_Pong-v5.json").read_text())
     train.main(["ALE/Pong-v5", "--total-steps", "200", "--eval-episodes", "1", "--out", str(tmp_path),
-                "--resume", str(tmp_path / "a" / "ALE_Pong-v5.keras")])
+                "--resume", str(tmp_path / "a" / "ALE_Pong-v5.keras"),
+                "--set", "learning_rate=3e-4", "teacher_horizon=5"])
     sidecar = json.loads((tmp_path / "ALE_Pong-v5.json").read_text())
     assert sidecar["config"]["first_round"] == first["config"]["rounds"] == 10
+    assert sidecar["config"]["learning_rate"] == 3e-4 and first["config"]["learning_rate"] == 1e-3
+    assert sidecar["config"]["teacher_horizon"] == 5 and first["config"]["teacher_horizon"] == 4
     assert sidecar["training_minutes"] >= first["training_minutes"]
     assert sidecar["training_steps"] == 600 and sidecar["eval_episodes"] == 1 and sidecar["feature_names"] is None
     assert sidecar["training_method"].startswith("DAgger") and len(sidecar["reference_states"]) <= 8
@@ -88,6 +91,24 @@ def test_going_on_training_a_policy_without_its_sidecar_is_refused(tmp_path, cap
     with pytest.raises(SystemExit):
         train.main(["ALE/Pong-v5", "--resume", str(tmp_path / "ALE_Pong-v5.keras")])
     assert f"{tmp_path / 'ALE_Pong-v5.json'} is not there" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("assignment, message", [
+    ("learning_rat=3e-4", "--set takes FIELD=VALUE with a field of PPOConfig"),
+    ("n_envs", "received 'n_envs'"),
+    ("n_envs=many", "--set n_envs expects a whole number; received 'many'"),
+    ("normalize_reward=maybe", "--set normalize_reward expects true or false; received 'maybe'"),
+])
+def test_a_bad_config_override_is_refused_before_training(assignment, message, capsys):
+    with pytest.raises(SystemExit):
+        train.main(["CartPole-v1", "--set", assignment])
+    assert message in capsys.readouterr().err
+
+
+def test_overrides_take_the_fields_types():
+    config = train.with_overrides(train.CONFIGS["CartPole-v1"], ["n_envs=4", "learning_rate=1e-4",
+                                                                 "normalize_reward=true"])
+    assert (config.n_envs, config.learning_rate, config.normalize_reward) == (4, 1e-4, True)
 
 
 def test_a_negative_checkpoint_interval_is_refused_before_training(capsys):

@@ -40,6 +40,9 @@ class PixelDAggerConfig:
     learning_rate: float = 1e-3       # the first round's, falling geometrically to final_learning_rate in the last
     final_learning_rate: float = 1e-4
     critical_weight: float = 5.0       # the weight of a state where the teacher's first actions differ in outcome
+    teacher_horizon: int = 4           # the teacher plans the last steps before the ball reaches its paddle
+    teacher_aim: float = 5.0           # rows above its paddle's middle where the teacher meets the ball
+    teacher_steep_bonus: float = 0.3   # how much more the teacher's planning values a steep return than a flat one
     gamma: float = 0.99                # the value head's discount
     conv: tuple[tuple[int, int, int], ...] = ((16, 8, 4), (32, 4, 2))   # (filters, kernel, stride)
     hidden: int = 256
@@ -82,7 +85,8 @@ class _Player:
         tf.config.threading.set_inter_op_parallelism_threads(1)
         self.rng = np.random.default_rng(seed)
         self.env = make_env(env_id)
-        self.teacher = PongTeacher(self.env)
+        self.teacher = PongTeacher(self.env, horizon=config.teacher_horizon, aim=config.teacher_aim,
+                                   steep_bonus=config.teacher_steep_bonus)
         self.observation, _ = self.env.reset(seed=seed)
         self.model = build_pixel_student(self.observation.shape, int(self.env.action_space.n), config)
         self.act = tf.function(lambda obs: tf.argmax(self.model(tf.cast(obs, tf.float32))["logits"], axis=1),

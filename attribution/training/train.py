@@ -78,11 +78,40 @@ class Checkpoints:
                         action_log_std=log_std, **self.metadata)
 
 
+def with_overrides(config, assignments: list[str]):
+    """``config`` with each ``"field=value"`` applied, the value read as the field's type (int, float, bool
+    or str). Raises ValueError naming what was expected and what was received."""
+    fields = {field.name: getattr(config, field.name) for field in dataclasses.fields(config)}
+    changes = {}
+    for assignment in assignments:
+        name, equals, text = assignment.partition("=")
+        if not equals or name not in fields:
+            raise ValueError(f"--set takes FIELD=VALUE with a field of {type(config).__name__} "
+                             f"({', '.join(fields)}); received {assignment!r}.")
+        kind = type(fields[name])
+        if kind not in (int, float, bool, str):
+            raise ValueError(f"--set cannot change {name}, a {kind.__name__}; change it in CONFIGS.")
+        try:
+            if kind is bool:
+                if text.lower() not in ("true", "false"):
+                    raise ValueError
+                changes[name] = text.lower() == "true"
+            else:
+                changes[name] = kind(text)
+        except ValueError:
+            expected = {int: "a whole number", float: "a number", bool: "true or false", str: "a word"}[kind]
+            raise ValueError(f"--set {name} expects {expected}; received {text!r}.") from None
+    return dataclasses.replace(config, **changes)
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("env_id", choices=sorted(CONFIGS))
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--total-steps", type=int, help="override the config's training length")
+    parser.add_argument("--set", nargs="+", default=[], metavar="FIELD=VALUE",
+                        help="override fields of the environment's config (a number or a word each), e.g. "
+                             "--set learning_rate=3e-4 teacher_horizon=6; the sidecar records the config used")
     parser.add_argument("--resume", metavar="POLICY.keras",
                         help="Pong: go on training a policy this command wrote (its sidecar beside it), its "
                              "rounds going on from where it stopped; its steps and minutes count in the new sidecar")
@@ -101,6 +130,10 @@ def main(argv=None) -> None:
                      f"{args.env_id} is trained with {type(config).__name__.removesuffix('Config')}.")
     if args.total_steps:
         config = dataclasses.replace(config, total_steps=args.total_steps)
+    try:
+        config = with_overrides(config, args.set)
+    except ValueError as error:
+        parser.error(str(error))
     before = {"training_steps": 0, "training_minutes": 0.0}
     if args.resume:
         if not isinstance(config, PixelDAggerConfig):
