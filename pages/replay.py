@@ -128,22 +128,29 @@ if choice_for(episode) != settings.policy_key:
     st.stop()
 
 def explain_episode(other: Episode, policy_key: str | None = None):
-    """``other`` explained under the sidebar's settings (one engine call), with the policy that
-    played it (``policy_key``, an Environment choice; by default the selected one)."""
+    """``other`` explained under the sidebar's settings (one engine call, or pieces of an image episode
+    under a progress bar), with the policy that played it (``policy_key``, an Environment choice; by
+    default the selected one)."""
     key = policy_key or settings.policy_key
     player = chosen_policy(key)
     targets = [settings.target_for(a) for a in other.actions]
     baseline = settings.baseline_for if settings.baseline is None else settings.baseline
-    return attribute_episode(
+    progress = st.progress(0.0, text=f"Explaining {len(other)} steps…")
+
+    def show(done: int, total: int) -> None:
+        progress.progress(done / total, text=f"Explaining… {done:,} of {total:,} steps")
+
+    explained = attribute_episode(
         explained_model(key, player, settings.output.kind, settings.action_a, settings.action_b), other, targets,
         [settings.output_name(t, player) for t in targets], baseline, settings.steps, settings.method,
-        settings.report, player.info.feature_names)
+        settings.report, player.info.feature_names, on_progress=show)
+    progress.empty()
+    return explained
 
 
 key = (settings.policy_key, *settings.explanation_key)
 if current.key != key:
-    with st.spinner(f"Explaining {len(episode)} steps…"):
-        current.explained = explain_episode(episode)
+    current.explained = explain_episode(episode)
     current.key, current.fork, current.compared = key, None, None  # explained under old settings: they would mislead
 explained = current.explained
 action_names = None if policy.info.continuous else policy.info.action_names

@@ -101,10 +101,11 @@ def test_a_state_of_the_wrong_shape_gets_a_clear_message():
         integrated_gradients(pong_cnn(), np.zeros((2, 84, 84)))
 
 
-def test_a_pong_episode_is_explained_and_exported_per_object():
+def test_a_pong_episode_is_explained_in_pieces_with_progress_and_exported_per_object(monkeypatch):
     import json
 
     from attribution import explain
+    from attribution.analysis import episode_attribution
     from attribution.analysis.episode_attribution import attribute_episode
     from attribution.presentation import animation, exports
 
@@ -115,8 +116,11 @@ def test_a_pong_episode_is_explained_and_exported_per_object():
             run.step(action, np.zeros(6, np.float32))
         episode = run.episode("test", greedy=True)
     model = explain.action_probabilities(pong_cnn())
+    monkeypatch.setattr(episode_attribution, "STATES_PER_CALL", 3)
+    progress = []
     explained = attribute_episode(model, episode, episode.actions, ["P(a)"] * 4, np.zeros((4, 84, 84)), 16,
-                                  "gausslegendre", {})
+                                  "gausslegendre", {}, on_progress=lambda done, total: progress.append((done, total)))
+    assert progress == [(3, 4), (4, 4)]
     assert explained.names == (*OBJECTS, "everything else") and explained.attributions.shape == (4, 5)
     alone = integrated_gradients(model, episode.observations, target=episode.actions, steps=16)
     np.testing.assert_allclose(explained.attributions.sum(axis=1), alone.attributions.reshape(4, -1).sum(axis=1),

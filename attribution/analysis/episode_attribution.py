@@ -48,7 +48,7 @@ class EpisodeAttribution:
 
 
 def attribute_episode(model, episode: Episode, targets, output_names, baseline, steps: int, method: str,
-                      settings: dict, feature_names=None) -> EpisodeAttribution:
+                      settings: dict, feature_names=None, on_progress=None) -> EpisodeAttribution:
     """Every state of ``episode`` through ``integrated_gradients``, each part's sum only (added up on
     the device); the engine chunks a vector episode itself, an image episode goes in pieces.
 
@@ -58,6 +58,7 @@ def attribute_episode(model, episode: Episode, targets, output_names, baseline, 
         output_names: (T,) names of those outputs.
         baseline: (*obs,), (T, *obs), or a function of states (n, *obs) -> their baselines.
         feature_names: the policy's, for the parts of a vector observation (default: the documented ones).
+        on_progress: called as on_progress(states explained, T) after each piece, for a progress bar.
     """
     n_features = int(np.prod(episode.observations.shape[1:]))
     parts = observation_parts(episode.env_id, tuple(feature_names or documented_names(episode.env_id, n_features)))
@@ -73,6 +74,8 @@ def attribute_episode(model, episode: Episode, targets, output_names, baseline, 
             x0 = x0[rows]
         found.append(integrated_gradients(model, piece, baseline=x0, target=targets[rows], steps=steps,
                                           method=method, groups=parts.groups(piece), attributions=False))
+        if on_progress is not None:
+            on_progress(min(first + size, len(states)), len(states))
     seconds = time.perf_counter() - started
     sums = np.concatenate([result.group_sums for result in found])
     chosen = np.concatenate([result.targets for result in found])
