@@ -135,7 +135,7 @@ def explain_episode(other: Episode, policy_key: str | None = None):
     player = chosen_policy(key)
     targets = [settings.target_for(a) for a in other.actions]
     baseline = settings.baseline_for if settings.baseline is None else settings.baseline
-    progress = st.progress(0.0, text=f"Explaining {len(other)} steps…")
+    progress = st.progress(0.0, text=f"Explaining {len(other):,} steps…")
 
     def show(done: int, total: int) -> None:
         progress.progress(done / total, text=f"Explaining… {done:,} of {total:,} steps")
