@@ -152,6 +152,10 @@ def main(argv=None) -> None:
                                         seed=args.seed, training_method=METHODS[type(config)])
              } if args.checkpoint_every else {}
     model, log_std, steps = TRAINERS[type(config)](args.env_id, args.seed, config, **extra)
+    method = METHODS[type(config)]
+    if args.resume:  # the sidecar says how the policy went on training, after how it began
+        changes = f" with {', '.join(args.set)}" if args.set else ""
+        method = f"{before.get('training_method') or method}; then {steps:,} more steps{changes}"
     steps, minutes = steps + before["training_steps"], (time.time() - start) / 60 + before["training_minutes"]
     image = bool(ENVIRONMENTS.get(args.env_id) and ENVIRONMENTS[args.env_id].frames)
     episodes = args.eval_episodes or (20 if image else 100)
@@ -176,7 +180,7 @@ def main(argv=None) -> None:
         action_log_std=log_std,
         reference_states=reference.astype(np.uint8) if image else reference,  # pixels are whole numbers
         median_state=np.median(states, axis=0).astype(np.uint8) if image else np.median(states, axis=0),
-        training_method=METHODS[type(config)],
+        training_method=method,
         config=dataclasses.asdict(config),
         **crashes,
     )
