@@ -1,5 +1,6 @@
 """The training code behind the shipped policies: its maths, and one short real run."""
 
+import dataclasses
 import json
 
 import numpy as np
@@ -100,11 +101,37 @@ def test_going_on_training_a_policy_without_its_sidecar_is_refused(tmp_path, cap
     ("n_envs", "received 'n_envs'"),
     ("n_envs=many", "--set n_envs expects a whole number; received 'many'"),
     ("normalize_reward=maybe", "--set normalize_reward expects true or false; received 'maybe'"),
+    ("learning_rate=-3e-4", "--set learning_rate expects a number above 0; received '-3e-4'"),
+    ("gamma=1.5", "--set gamma expects a number above 0 and at most 1; received '1.5'"),
+    ("learning_rate=nan", "--set learning_rate expects a number above 0; received 'nan'"),
+    ("n_envs=0", "--set n_envs expects a number at least 1; received '0'"),
+    ("entropy_coef=inf", "--set entropy_coef expects a number at least 0; received 'inf'"),
 ])
 def test_a_bad_config_override_is_refused_before_training(assignment, message, capsys):
     with pytest.raises(SystemExit):
         train.main(["CartPole-v1", "--set", assignment])
     assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("option", ["--total-steps", "--eval-episodes"])
+def test_a_length_below_one_is_refused_before_training(option, capsys):
+    with pytest.raises(SystemExit):
+        train.main(["CartPole-v1", option, "0"])
+    assert f"{option} must be at least 1; received 0" in capsys.readouterr().err
+
+
+def test_every_number_field_of_the_shipped_configs_has_its_range_or_takes_any_value():
+    """A field named in RANGES admits its shipped value; the fields left free are the ones meant to be."""
+    free = set()
+    for config in train.CONFIGS.values():
+        for field in dataclasses.fields(config):
+            value = getattr(config, field.name)
+            if type(value) in (int, float):
+                if field.name in train.RANGES:
+                    assert value in train.RANGES[field.name], (type(config).__name__, field.name)
+                else:
+                    free.add(field.name)
+    assert free == {"initial_log_std", "teacher_aim"}
 
 
 def test_overrides_take_the_fields_types():

@@ -13,10 +13,12 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import os
 import sys
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -78,9 +80,38 @@ class Checkpoints:
                         action_log_std=log_std, **self.metadata)
 
 
+class Range(NamedTuple):
+    """The values a config field may take: from ``low`` (itself allowed if ``low_allowed``) to ``high``."""
+    low: float
+    high: float = math.inf
+    low_allowed: bool = True
+
+    def __contains__(self, value) -> bool:
+        return math.isfinite(value) and (value >= self.low if self.low_allowed else value > self.low) \
+            and value <= self.high
+
+    def __str__(self) -> str:
+        lowest = f"at least {self.low:g}" if self.low_allowed else f"above {self.low:g}"
+        return lowest if self.high == math.inf else f"{lowest} and at most {self.high:g}"
+
+
+COUNT, ZERO_OR_MORE, ABOVE_ZERO = Range(1), Range(0), Range(0, low_allowed=False)
+FRACTION, DISCOUNT = Range(0, 1), Range(0, 1, low_allowed=False)
+RANGES = {  # what ``--set`` accepts per field of the configs; a number field not named takes any finite value
+    "total_steps": COUNT, "n_envs": COUNT, "n_steps": COUNT, "minibatch_size": COUNT, "minibatch": COUNT,
+    "batch_size": COUNT, "n_epochs": COUNT, "epochs": COUNT, "rounds": COUNT, "policy_delay": COUNT,
+    "teacher_horizon": COUNT, "workers": COUNT, "learning_starts": ZERO_OR_MORE, "first_round": ZERO_OR_MORE,
+    "gamma": DISCOUNT, "tau": DISCOUNT, "gae_lambda": FRACTION, "teacher_share": FRACTION,
+    "learning_rate": ABOVE_ZERO, "final_learning_rate": ABOVE_ZERO, "clip": ABOVE_ZERO, "max_grad_norm": ABOVE_ZERO,
+    "entropy_coef": ZERO_OR_MORE, "value_coef": ZERO_OR_MORE, "critical_weight": ZERO_OR_MORE,
+    "teacher_steep_bonus": ZERO_OR_MORE, "exploration_noise": ZERO_OR_MORE, "policy_noise": ZERO_OR_MORE,
+    "noise_clip": ZERO_OR_MORE, "safe_time": ZERO_OR_MORE, "min_gap": ZERO_OR_MORE, "hidden": COUNT,
+}
+
+
 def with_overrides(config, assignments: list[str]):
     """``config`` with each ``"field=value"`` applied, the value read as the field's type (int, float, bool
-    or str). Raises ValueError naming what was expected and what was received."""
+    or str) and checked against ``RANGES``. Raises ValueError naming what was expected and what was received."""
     fields = {field.name: getattr(config, field.name) for field in dataclasses.fields(config)}
     changes = {}
     for assignment in assignments:
@@ -101,6 +132,9 @@ def with_overrides(config, assignments: list[str]):
         except ValueError:
             expected = {int: "a whole number", float: "a number", bool: "true or false", str: "a word"}[kind]
             raise ValueError(f"--set {name} expects {expected}; received {text!r}.") from None
+        allowed = RANGES.get(name, Range(-math.inf)) if kind in (int, float) else None
+        if allowed is not None and changes[name] not in allowed:
+            raise ValueError(f"--set {name} expects a number {allowed}; received {text!r}.")
     return dataclasses.replace(config, **changes)
 
 
@@ -124,11 +158,14 @@ def main(argv=None) -> None:
     config = CONFIGS[args.env_id]
     if args.checkpoint_every < 0:
         parser.error(f"--checkpoint-every must be a positive number of steps; received {args.checkpoint_every}.")
+    for option, value in (("--total-steps", args.total_steps), ("--eval-episodes", args.eval_episodes)):
+        if value is not None and value < 1:
+            parser.error(f"{option} must be at least 1; received {value}.")
     if args.checkpoint_every and not isinstance(config, PPOConfig):
         parser.error(f"--checkpoint-every works with PPO-trained environments "
                      f"({', '.join(e for e, c in CONFIGS.items() if isinstance(c, PPOConfig))}); "
                      f"{args.env_id} is trained with {type(config).__name__.removesuffix('Config')}.")
-    if args.total_steps:
+    if args.total_steps is not None:
         config = dataclasses.replace(config, total_steps=args.total_steps)
     try:
         config = with_overrides(config, args.set)
