@@ -34,6 +34,7 @@ WALLS = (44, 205)                              # the ball's y at the top and bot
 PADDLE_TO_BALL = 6                             # the paddle's y minus the ball's y when the ball meets its middle
 REST_Y = 125                                   # where the paddle waits while the ball moves away
 STAY, UP, DOWN = 0, 2, 3                       # Pong's actions in gymnasium's minimal action set
+ROM = "pong"
 
 
 def meeting_row(x: int, y: int, dx: int, dy: int) -> float | None:
@@ -63,13 +64,12 @@ class PongTeacher:
 
     def __init__(self, env, horizon: int = 4, steep_bonus: float = 0.3, braking: float = 1.0,
                  dead_band: float = 10.0, aim: float = 5.0):
-        game = env.unwrapped
-        self.ale = game.ale
+        self.ale = env.unwrapped.ale
         self.buttons = self.ale.getMinimalActionSet()
         self.planner = ale_py.ALEInterface()
         self.planner.setLoggerMode(ale_py.LoggerMode.Error)
         self.planner.setFloat("repeat_action_probability", 0.0)
-        self.planner.loadROM(roms.get_rom_path(game._game))
+        self.planner.loadROM(roms.get_rom_path(ROM))  # the RAM addresses above are Pong's
         self.horizon, self.steep_bonus, self.braking, self.dead_band = horizon, steep_bonus, braking, dead_band
         self.aim = aim  # rows above the paddle's middle where it meets the ball
         self.previous = None
