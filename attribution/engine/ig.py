@@ -28,6 +28,7 @@ from attribution.engine.groups import FeatureGroups
 from attribution.engine.quadrature import MAX_STEPS, check_method, check_steps, quadrature_rule
 
 MEMORY_BUDGET_BYTES = 256 * 2**20  # interpolated rows and their activations, per compiled call on a CPU
+PIECES_PER_CALL = 64  # refinement: pieces of paths integrated per call (their ends are copies of states)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -96,12 +97,13 @@ def integrated_gradients(
             "riemann_middle" or "riemann_trapezoid".
         batch_size: most interpolated rows per compiled call; None picks it from a memory budget.
             Any value gives the same result up to float32 rounding.
-        refine: on by default: double ``steps`` for the states whose |delta| exceeds
-            ``rtol * |F(x)[t] - F(x')[t]|`` (plus float32's resolution of the outputs) until none
-            does or ``max_steps`` is reached; ``result.steps`` says what each state needed. Most
-            states meet 1% at 64 Gauss-Legendre points and cost nothing more; a policy whose
-            probability jumps along the path (a sharp decision boundary) gets the points it needs.
-            False computes exactly ``steps`` points.
+        refine: on by default: where |delta| exceeds ``rtol * |F(x)[t] - F(x')[t]|`` (plus
+            float32's resolution of the outputs), split the path where its gap is (``_bisect``),
+            ``steps`` points a piece, until the gap is within that or a path has ``max_steps``
+            points; ``result.steps`` says what each state used. Most states meet 1% at 64
+            Gauss-Legendre points and cost nothing more; a policy whose probability jumps within a
+            sliver of the path (a sharp decision boundary) gets its points there. False computes
+            exactly ``steps`` points.
         jit_compile: XLA on or off; None chooses per device and model (see ``backend``).
         groups: FeatureGroups partitioning the features (shared, or one partition per state): the
             result also holds each group's sum.
@@ -136,20 +138,13 @@ def integrated_gradients(
     )
     n, k = per_path.shape
 
-    def attribute(index: np.ndarray | slice, n_steps: int):
-        """IG at the states ``index`` for all their K targets -> attributions (M, K, *obs) or, when
-        only sums are wanted, group sums (M, K, G); targets (M, K), outputs and baseline outputs
-        (M, K, n_outputs)."""
-        alphas, weights = quadrature_rule(method, n_steps)
-        x = states[index] if k == 1 else np.repeat(states[index], k, axis=0)  # a slice copies nothing
-        x0 = baselines if len(baselines) == 1 else np.repeat(baselines[index], k, axis=0)
-        extra = ()
-        if sums_only:
-            extra = (labels if len(labels) == 1 else np.repeat(labels[index], k, axis=0),)
-        found = _integrate(run, x, x0, per_path[index].reshape(-1), alphas, weights, rows_per_call, *extra)
-        return tuple(array.reshape(len(x) // k, k, *array.shape[1:]) for array in found)
-
-    found, targets, outputs, baseline_outputs = attribute(slice(None), steps)
+    alphas, weights = quadrature_rule(method, steps)
+    x = states if k == 1 else np.repeat(states, k, axis=0)
+    x0 = baselines if len(baselines) == 1 else np.repeat(baselines, k, axis=0)
+    path_labels = () if not sums_only else (labels if len(labels) == 1 else np.repeat(labels, k, axis=0),)
+    found, targets, outputs, baseline_outputs = (
+        array.reshape(n, k, *array.shape[1:])
+        for array in _integrate(run, x, x0, per_path.reshape(-1), alphas, weights, rows_per_call, *path_labels))
     found = np.require(found, requirements="W")  # JAX hands back read-only arrays
     outputs, baseline_outputs = outputs[:, 0], baseline_outputs[:, 0]
     steps_used = np.full(n, steps)
@@ -159,15 +154,36 @@ def integrated_gradients(
     if refine:
         # below float32's resolution of the outputs no number of steps can help
         tolerance = rtol * np.abs(change) + 1e-5 * (np.abs(at_state) + np.abs(at_baseline)) + 1e-7
-        while True:
-            index = np.flatnonzero((np.abs(delta) > tolerance).any(axis=1) & (steps_used < max_steps))
-            if index.size == 0:
-                break
-            n_steps = min(2 * int(steps_used[index[0]]), max_steps)
-            per_path = targets  # the argmaxes are known now: refining never re-decides them
-            found[index] = attribute(index, n_steps)[0]
-            delta[index] = _sums(found[index]) - change[index]
-            steps_used[index] = n_steps
+
+        def pieces(paths: np.ndarray, low: np.ndarray, high: np.ndarray):
+            """IG of ``paths`` (M,) along alpha in [low, high] (M,): each piece's attributions (M, *obs), or
+            its group sums (M, G), and its own completeness gap (M,), float64."""
+            found_parts, gap_parts = [], []
+            for first in range(0, len(paths), PIECES_PER_CALL):  # pieces' ends are arrays the size of states
+                chunk = slice(first, first + PIECES_PER_CALL)
+                begin = x0 if len(x0) == 1 else x0[paths[chunk]]
+                span = x[paths[chunk]] - begin
+                at = (-1,) + (1,) * (x.ndim - 1)
+                start = (begin + low[chunk].reshape(at) * span).astype(np.float32)
+                stop = (begin + high[chunk].reshape(at) * span).astype(np.float32)
+                extra = tuple(array if len(array) == 1 else array[paths[chunk]] for array in path_labels)
+                piece, chosen, at_stop, at_start = _integrate(run, stop, start, targets.reshape(-1)[paths[chunk]],
+                                                              alphas, weights, rows_per_call, *extra)
+                rows = np.arange(len(piece))
+                found_parts.append(piece)
+                gap_parts.append(piece.reshape(len(piece), -1).sum(axis=1, dtype=np.float64)
+                                 - (at_stop[rows, chosen].astype(np.float64) - at_start[rows, chosen]))
+            return np.concatenate(found_parts), np.concatenate(gap_parts)
+
+        flat_found, flat_delta = found.reshape(n * k, *found.shape[2:]), delta.reshape(-1)
+        missing = np.flatnonzero(np.abs(flat_delta) > tolerance.reshape(-1))  # paths, state-major
+        if missing.size:
+            refined, points = _bisect(pieces, missing, flat_found[missing], flat_delta[missing],
+                                      tolerance.reshape(-1)[missing], steps, max_steps)
+            flat_found[missing] = refined
+            found = flat_found.reshape(found.shape)
+            delta = _sums(found) - change
+            np.maximum.at(steps_used, missing // k, points)
 
     maps, group_sums = (None, found) if sums_only else (found, None)
     if groups is not None and not sums_only:  # the maps are here anyway: add them up in float64
@@ -259,6 +275,44 @@ def _integrate(run, x, x0, targets, alphas, weights, rows_per_call, *labels):
         raise ValueError(f"the model failed on float32 inputs of shape (N, {', '.join(map(str, x.shape[1:]))}): "
                          f"{type(error).__name__}: {error}") from error
     return chunks[0] if len(chunks) == 1 else tuple(np.concatenate(arrays) for arrays in zip(*chunks, strict=True))
+
+
+def _bisect(pieces, paths: np.ndarray, found: np.ndarray, gaps: np.ndarray, tolerance: np.ndarray, steps: int,
+            max_steps: int) -> tuple[np.ndarray, np.ndarray]:
+    """Adaptive composite quadrature for the ``paths`` (M,) whose completeness gap misses ``tolerance``.
+
+    A piece of a path is alpha in [low, high] with its own gap (its attributions' sum minus F's change
+    along it); the pieces' gaps add up to the path's. Each path starts as one piece, [0, 1] (``found``
+    (M, ...) and ``gaps`` (M,) from the first pass). Round by round, each path still missing halves its
+    worst pieces (at least half the largest |gap|, and above their share, ``tolerance * width``), both
+    halves integrated with ``steps`` points by ``pieces(paths, low, high)``, until its gaps add up to
+    within ``tolerance`` or it holds ``max_steps`` points. Where the output jumps within a sliver of the
+    path, a few rounds put the points there, which doubling them everywhere would need far more for.
+    Returns each path's attributions (the sum of its pieces') and the points it used (M,)."""
+    held = [[(0.0, 1.0, found[m], gaps[m])] for m in range(len(paths))]  # per path: (low, high, found, gap)
+    while True:
+        halved = []  # (path's position, piece's position)
+        for m, parts in enumerate(held):
+            if abs(sum(gap for *_, gap in parts)) <= tolerance[m]:
+                continue
+            worst = max(abs(gap) for *_, gap in parts)
+            over = [j for j, (low, high, _, gap) in enumerate(parts)
+                    if abs(gap) >= worst / 2 and abs(gap) > tolerance[m] * (high - low)]
+            room = (max_steps - steps * len(parts)) // steps  # halvings that still fit
+            halved += [(m, j) for j in sorted(over, key=lambda j: -abs(parts[j][3]))[:room]]
+        if not halved:
+            break
+        low = np.array([held[m][j][0] for m, j in halved for _ in (0, 1)])
+        high = np.array([held[m][j][1] for m, j in halved for _ in (0, 1)])
+        middle = (low + high) / 2
+        low[1::2], high[0::2] = middle[1::2], middle[0::2]
+        piece, piece_gaps = pieces(paths[[m for m, _ in halved for _ in (0, 1)]], low, high)
+        halves = {(m, j): [(low[2 * i + h], high[2 * i + h], piece[2 * i + h], piece_gaps[2 * i + h]) for h in (0, 1)]
+                  for i, (m, j) in enumerate(halved)}
+        held = [[half for j, part in enumerate(parts) for half in halves.get((m, j), [part])]
+                for m, parts in enumerate(held)]
+    totals = np.stack([np.sum([f for _, _, f, _ in parts], axis=0, dtype=np.float64) for parts in held])
+    return totals.astype(found.dtype), np.array([steps * len(parts) for parts in held])
 
 
 def _rows_per_call(model, obs_shape) -> int:
