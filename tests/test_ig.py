@@ -220,6 +220,9 @@ def test_refine_stops_at_max_steps(rng):
     refined = integrated_gradients(paper_network_1(), [[3.0, 1.0]], steps=3, method="riemann_left",
                                    refine=True, rtol=1e-9, max_steps=48)
     assert refined.steps.tolist() == [48]
+    fewer = integrated_gradients(paper_network_1(), [[3.0, 1.0]], steps=64, method="riemann_left", rtol=1e-9,
+                                 max_steps=48)  # a budget below the steps asked for refines nothing
+    assert fewer.steps.tolist() == [64]
 
 
 # ---- bad input: a ValueError that names what was received ----

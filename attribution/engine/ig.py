@@ -298,14 +298,14 @@ def _bisect(pieces, paths: np.ndarray, found: np.ndarray, gaps: np.ndarray, tole
             worst = max(abs(gap) for *_, gap in parts)
             over = [j for j, (low, high, _, gap) in enumerate(parts)
                     if abs(gap) >= worst / 2 and abs(gap) > tolerance[m] * (high - low)]
-            room = (max_steps - steps * len(parts)) // steps  # halvings that still fit
+            room = max(0, (max_steps - steps * len(parts)) // steps)  # halvings that still fit
             halved += [(m, j) for j in sorted(over, key=lambda j: -abs(parts[j][3]))[:room]]
         if not halved:
             break
-        low = np.array([held[m][j][0] for m, j in halved for _ in (0, 1)])
-        high = np.array([held[m][j][1] for m, j in halved for _ in (0, 1)])
-        middle = (low + high) / 2
-        low[1::2], high[0::2] = middle[1::2], middle[0::2]
+        ends = np.array([held[m][j][:2] for m, j in halved])  # (H, 2): each halved piece's low and high
+        middle = ends.mean(axis=1)
+        low = np.stack([ends[:, 0], middle], axis=1).reshape(-1)  # (2H,): the halves, each piece's in order
+        high = np.stack([middle, ends[:, 1]], axis=1).reshape(-1)
         piece, piece_gaps = pieces(paths[[m for m, _ in halved for _ in (0, 1)]], low, high)
         halves = {(m, j): [(low[2 * i + h], high[2 * i + h], piece[2 * i + h], piece_gaps[2 * i + h]) for h in (0, 1)]
                   for i, (m, j) in enumerate(halved)}
