@@ -361,15 +361,19 @@ def parse_state(text: str, feature_names) -> tuple[np.ndarray | None, str | None
     return values, None
 
 
-def explain_states(settings: Settings, states, targets, all_actions: bool = False, maps: bool = True):
+def explain_states(settings: Settings, states, targets, all_actions: bool = False, maps: bool = True,
+                   max_steps: int | None = None):
     """IG of the explained output at ``states`` (N, *obs) under the sidebar's settings, with each
-    part's sum (``group_sums``); ``maps=False`` brings back the sums alone."""
+    part's sum (``group_sums``); ``maps=False`` brings back the sums alone. ``max_steps`` caps the
+    points refinement may give a state (Play's pace; None: the engine's own cap)."""
     model = explained_model(settings.policy_key, settings.policy, settings.output.kind, settings.action_a,
                             settings.action_b)
     states = np.asarray(states, np.float32)
+    budget = {} if max_steps is None else {"max_steps": max(max_steps, settings.steps)}
     return integrated_gradients(model, states, baseline=settings.baseline_for(states),
                                 target="all" if all_actions else np.asarray(targets), steps=settings.steps,
-                                method=settings.method, groups=settings.parts.groups(states), attributions=maps)
+                                method=settings.method, groups=settings.parts.groups(states), attributions=maps,
+                                **budget)
 
 
 # ---- what pages publish for each other ----

@@ -27,6 +27,7 @@ from pages.common import (
 RATES = {"1 step/s": 1, "2 steps/s": 2, "5 steps/s": 5, "10 steps/s": 10, "15 steps/s": 15, "30 steps/s": 30}
 HISTORY = 2000  # steps of the time chart the player keeps and draws
 BUFFER_S = 4  # seconds of play the browser fills up to, a second a request: room for a slow stretch (refined states)
+PLAY_MAX_STEPS = 128  # path points refinement may give a state in Play, to keep its pace; a paused step gets all
 COLORS = plotly.colors.qualitative.Plotly  # the time chart's colours (Plotly's default, as in the paused chart)
 
 _HERE = Path(__file__).parent
@@ -60,7 +61,7 @@ def explained_chunk(settings: Settings, live, count: int, every_action: bool, ma
         return []
     states, actions = np.asarray(run.observations[start:]), run.actions[start:]
     targets = [settings.target_for(a) for a in actions]
-    result = explain_states(settings, states, targets, every_action, maps=settings.image)
+    result = explain_states(settings, states, targets, every_action, maps=settings.image, max_steps=PLAY_MAX_STEPS)
     rows = np.arange(len(states))
     chosen = result.group_sums[rows, targets] if every_action else result.group_sums  # (n, parts)
     live.timeline = np.concatenate([live.timeline, chosen.astype(np.float32)])

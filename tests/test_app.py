@@ -107,6 +107,24 @@ def test_play_explains_seconds_ahead_in_one_batch_and_reset_stops_it(live):
     assert metric(live, "Step") == "0" and button(live, "Play") and not live.session_state["live_playing"]
 
 
+def test_play_caps_refinement_to_keep_its_pace_and_step_does_not(live, monkeypatch):
+    import pages.common
+    from pages.player import PLAY_MAX_STEPS
+
+    budgets = []
+    explain = pages.common.integrated_gradients
+
+    def recording(*args, **kwargs):
+        budgets.append((len(args[1]), kwargs.get("max_steps")))
+        return explain(*args, **kwargs)
+
+    monkeypatch.setattr(pages.common, "integrated_gradients", recording)
+    button(live, "Step").click().run()
+    assert budgets == [(1, None)]  # a step shown on its own is refined as far as the engine goes
+    button(live, "Play").click().run()
+    assert not live.exception and budgets[1:] == [(15, PLAY_MAX_STEPS)]
+
+
 def test_a_replaced_live_episode_closes_its_environment(live):
     button(live, "Step").click().run()
     first = live.session_state.live.run
