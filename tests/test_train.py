@@ -37,6 +37,19 @@ def test_gae_stops_at_the_end_of_an_episode():
     assert advantages[1, 0] == 1.0 + 0.9 * 100.0
 
 
+def test_the_clipped_surrogate_stops_pushing_a_ratio_past_its_clip_in_the_advantages_direction():
+    import tensorflow as tf
+
+    log_prob = tf.Variable(np.log([1.0, 1.5, 1.5, 0.5]).astype(np.float32))  # ratios to the old policy's 1
+    advantages = tf.constant([1.0, 1.0, -1.0, -1.0])  # already normalised: mean 0, deviation 1
+    with tf.GradientTape() as tape:
+        loss = ppo.clipped_surrogate_loss(log_prob, tf.zeros(4), advantages, clip=0.2)
+    gradient = tape.gradient(loss, log_prob).numpy()
+    # -(1/4) * (ratio * advantage) where that is the smaller term, 0 where the clipped term is
+    np.testing.assert_allclose(gradient, [-0.25, 0.0, 0.375, 0.0], atol=1e-6)
+    np.testing.assert_allclose(float(loss), -(1.0 + 1.2 - 1.5 - 0.8) / 4, atol=1e-6)
+
+
 def test_the_set_loss_is_cross_entropy_for_one_action_zero_for_all_and_averages_its_sets():
     logits = np.random.default_rng(0).normal(size=(3, 6)).astype(np.float32)
     p = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)

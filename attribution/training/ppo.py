@@ -10,7 +10,6 @@ environment's own units. Run through ``python -m attribution.training.train``.
 from __future__ import annotations
 
 import dataclasses
-import sys
 import time
 
 import gymnasium as gym
@@ -18,6 +17,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from attribution.presentation.progress import show_progress
 from attribution.rl.environments import make_env
 
 
@@ -143,11 +143,7 @@ def train_ppo(env_id: str, seed: int, config: PPOConfig, checkpoints=None):
         with tf.GradientTape() as tape:
             heads = network(obs, training=True)
             log_prob, entropy = log_prob_entropy(heads, actions)
-            advantages = (advantages - tf.reduce_mean(advantages)) / (tf.math.reduce_std(advantages) + 1e-8)
-            ratio = tf.exp(log_prob - old_log_prob)
-            policy_loss = -tf.reduce_mean(
-                tf.minimum(ratio * advantages, tf.clip_by_value(ratio, 1 - config.clip, 1 + config.clip) * advantages)
-            )
+            policy_loss = clipped_surrogate_loss(log_prob, old_log_prob, advantages, config.clip)
             value_loss = 0.5 * tf.reduce_mean((heads["value"][:, 0] - returns) ** 2)
             loss = policy_loss + config.value_coef * value_loss - config.entropy_coef * tf.reduce_mean(entropy)
         optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables, strict=True))
@@ -211,6 +207,15 @@ def train_ppo(env_id: str, seed: int, config: PPOConfig, checkpoints=None):
     return model, (None if log_std is None else log_std.numpy()), n_updates * batch
 
 
+def clipped_surrogate_loss(log_prob, old_log_prob, advantages, clip: float):
+    """(batch,) each -> (): minus PPO's clipped surrogate objective, the advantages normalised within the
+    minibatch. A ratio of new to old probability beyond 1 +- ``clip`` in the advantage's direction adds no
+    gradient, so one rollout cannot move the policy far."""
+    advantages = (advantages - tf.reduce_mean(advantages)) / (tf.math.reduce_std(advantages) + 1e-8)
+    ratio = tf.exp(log_prob - old_log_prob)
+    return -tf.reduce_mean(tf.minimum(ratio * advantages, tf.clip_by_value(ratio, 1 - clip, 1 + clip) * advantages))
+
+
 def gae(buffers, last_values, gamma, lam) -> np.ndarray:
     """Generalised advantage estimates, (n_steps, n_envs). ``dones[t]`` marks that step t ended an
     episode, so no value flows back into it from step t + 1."""
@@ -231,8 +236,4 @@ def progress_line(done, total, steps, start, returns, losses):
     mean_return = f"{np.mean(returns):8.1f}" if returns else "     n/a"
     line = (f"[{'#' * filled}{'.' * (width - filled)}] {steps:>9,} steps  {steps / (time.time() - start):6.0f} steps/s"
             f"  return(last 100) {mean_return}  policy loss {float(losses[0]):+.3f}  value loss {float(losses[1]):.3f}")
-    if sys.stderr.isatty():
-        sys.stderr.write("\r" + line + ("\n" if done == total else ""))
-    elif done == total or done % max(1, total // 10) == 0:
-        sys.stderr.write(line + "\n")
-    sys.stderr.flush()
+    show_progress(line, done, total)
