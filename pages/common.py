@@ -61,6 +61,9 @@ keep_compiled_kernels()  # before this module's first script run ends
 DEFAULT_ENV = "CartPole-v1"
 SPEEDS = {"1 step/s": 1.0, "2 steps/s": 0.5, "5 steps/s": 0.2, "10 steps/s": 0.1}  # Play: seconds per tick
 BASELINES = ("zeros", "mean of reference states", "a reference state", "a custom state")
+METHOD_LABELS = {"gausslegendre": "Gauss-Legendre", "riemann_left": "Riemann, left ends",
+                 "riemann_right": "Riemann, right ends", "riemann_middle": "Riemann, midpoints",
+                 "riemann_trapezoid": "trapezoid"}  # the engine's METHODS as the Method menus show them
 IMAGE_STEPS = 16  # Gauss-Legendre points for images by default; refine adds points wherever the gap stays above 1%
 
 
@@ -294,7 +297,8 @@ def sidebar() -> Settings:
                      + ("; a CNN's point costs a thousand times an MLP's, so images start at 16" if image else ""),
             )
         )
-        method = st.selectbox("Method", METHODS, key="method", help="the quadrature rule along the path")
+        method = st.selectbox("Method", METHODS, key="method", format_func=METHOD_LABELS.get,
+                              help="the quadrature rule along the path")
         if output.contrasts and action_a == action_b:
             error = "A and B are the same action: choose two different actions to contrast."
         if policy.info.training_method:

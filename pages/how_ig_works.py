@@ -8,7 +8,7 @@ from attribution.engine.examples import paper_network_1
 from attribution.engine.quadrature import MAX_STEPS
 from attribution.presentation.narrate import completeness_sentence
 from attribution.presentation.plots import attribution_bars
-from pages.common import keep_sidebar_state
+from pages.common import METHOD_LABELS, keep_sidebar_state
 
 
 @st.cache_resource
@@ -32,7 +32,8 @@ with controls:
     x1 = st.slider("x1", -2.0, 5.0, 3.0, 0.1)
     x2 = st.slider("x2", -2.0, 5.0, 1.0, 0.1)
     steps = st.number_input("Steps", min_value=1, max_value=MAX_STEPS, value=64, help="points on the path")
-    method = st.selectbox("Method", METHODS, help="the quadrature rule that adds the path up")
+    method = st.selectbox("Method", METHODS, format_func=METHOD_LABELS.get,
+                          help="the quadrature rule that adds the path up")
     refine = st.toggle("Refine", value=True, help="add path points until the pieces add up to within 1%")
 
 try:

@@ -60,6 +60,22 @@ def test_the_sentence_names_objects_and_where_the_ball_is():
     assert ball_gone == "the ball ({value}), which is out of play"
 
 
+@pytest.mark.parametrize("values, expected", [
+    ([0.41, 0.3, 0, 0, 0], "mostly because of the ball (+0.41), which is out of play, and its own paddle (+0.3)."),
+    ([0.3, 0.41, 0, 0, 0], "mostly because of its own paddle (+0.41) and the ball (+0.3), which is out of play."),
+    ([-0.41, -0.3, 0, 0, 0.2], "although the ball (-0.41), which is out of play, and its own paddle (-0.3) pushed "
+                               "against it; the rest of the screen (+0.2) pushed for it."),
+    ([0.2, -0.41, 0, 0, -0.3], "although its own paddle (-0.41) and the rest of the screen (-0.3) pushed against "
+                               "it; the ball (+0.2), which is out of play, pushed for it."),
+    ([-0.41, 0.6, 0, 0, 0], "its own paddle (+0.6), even though the ball (-0.41), which is out of play, pulled the "
+                            "other way."),
+    ([-0.41, 0, 0, 0, 0], "though everything pushed against it; most of all the ball (-0.41), which is out of play."),
+])
+def test_an_aside_about_the_ball_is_closed_by_a_comma_where_the_sentence_goes_on(values, expected):
+    descriptions = observation_parts(PONG, ()).descriptions(STATES["observations"][1])
+    assert step_sentence("The agent chose STAY", np.array(values), descriptions, nouns=True).endswith(expected)
+
+
 def test_image_baselines_and_the_painted_frame(rng):
     states = STATES["observations"][:2].astype(np.float32)
     assert image_baseline("black", states).shape == (4, 84, 84)

@@ -43,21 +43,26 @@ def step_sentence(subject: str, attributions, descriptions, nouns: bool = False,
     if scale == 0:
         return f"{subject}; nothing moved it away from the baseline."
 
-    def part(i):
-        return descriptions[i].format(value=f"{values[i]:+.2g}")
+    def part(i, words_follow=True):
+        """Part i's phrase; an aside in it ("the ball (+0.4), which is above its paddle") is closed by a
+        comma where the sentence goes on with words rather than punctuation."""
+        phrase = descriptions[i].format(value=f"{values[i]:+.2g}")
+        return f"{phrase}," if words_follow and ", which " in phrase else phrase
+
+    def listed(indices, words_follow):
+        return " and ".join([part(i) for i in indices[:-1]] + [part(indices[-1], words_follow)])
 
     order = np.argsort(-values)
     reasons = [i for i in order[:top] if values[i] >= 0.1 * scale]
     against = [i for i in order[::-1][:top] if values[i] <= -0.1 * scale]
     because = "because of" if nouns else "because"
     if not reasons:
-        return f"{subject}, though everything pushed against it; most of all {part(against[0])}."
+        return f"{subject}, though everything pushed against it; most of all {part(against[0], False)}."
     if values.sum() < 0:  # the output ended below the baseline's: what held it down comes first
-        return (f"{subject}, although {' and '.join(part(i) for i in against)} pushed against it; "
-                f"{part(reasons[0])} pushed for it.")
-    sentence = f"{subject} mostly {because} {' and '.join(part(i) for i in reasons)}"
+        return f"{subject}, although {listed(against, True)} pushed against it; {part(reasons[0])} pushed for it."
+    sentence = f"{subject} mostly {because} {listed(reasons, False)}"
     if against and values[against[0]] <= -0.25 * scale:
-        sentence += f", even though {part(against[0])}" + (" pulled the other way" if nouns else "")
+        sentence += f", even though {part(against[0], nouns)}" + (" pulled the other way" if nouns else "")
     return sentence + "."
 
 

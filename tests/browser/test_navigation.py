@@ -18,7 +18,7 @@ def choose(page, label: str, option: str) -> None:
 def test_settings_survive_every_page_change(open_page):
     page = open_page()
     choose(page, "Environment", "Acrobot-v1")
-    choose(page, "Method", "riemann_trapezoid")
+    choose(page, "Method", "trapezoid")
     steps = page.get_by_role("spinbutton", name="Steps")
     steps.fill("32")
     steps.press("Enter")
@@ -33,7 +33,7 @@ def test_settings_survive_every_page_change(open_page):
         if name == "How IG works":
             continue  # no sidebar settings here; they must still be there on the next page
         assert page.get_by_role("combobox", name="Environment").input_value() == "Acrobot-v1", name
-        assert page.get_by_role("combobox", name="Method").input_value() == "riemann_trapezoid", name
+        assert page.get_by_role("combobox", name="Method").input_value() == "trapezoid", name
         assert page.get_by_role("spinbutton", name="Steps").input_value() == "32", name
     assert page.locator('[data-testid="stCaptionContainer"]').first.inner_text().startswith("Acrobot-v1")
     assert page.locator('[data-testid="stException"]').count() == 0
