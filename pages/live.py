@@ -136,7 +136,7 @@ def live_view():
         metrics = st.columns(2)
         metrics[0].metric("Step", run.t)
         metrics[1].metric("Return so far", f"{run.total_return:.1f}")
-        label, sentence = reading(settings, run.observation, action, attributions, at_state)
+        label, sentence = reading(settings, run.observation, action, attributions, at_state, at_baseline)
         st.metric("Action", label)
         if not policy.info.continuous:
             st.caption(choice_caption(policy, actor))

@@ -11,7 +11,7 @@ import numpy as np
 import plotly.colors
 import streamlit as st
 
-from attribution.presentation.narrate import completeness_sentence, step_sentence
+from attribution.presentation.narrate import completeness_sentence, settled_sentence, step_sentence
 from attribution.presentation.overlay import display_scale, painted_screen, png_data_url
 from attribution.rl.rollout import play_ahead
 from pages.common import (
@@ -35,7 +35,8 @@ _player = st.components.v2.component("rl_player", js=(_HERE / "player.js").read_
                                      css=(_HERE / "player.css").read_text())
 
 
-def reading(settings: Settings, observation, action, attributions, at_state: float) -> tuple[str, str]:
+def reading(settings: Settings, observation, action, attributions, at_state: float,
+            at_baseline: float) -> tuple[str, str]:
     """How a step reads: the action as the Action metric shows it, and the plain sentence on why."""
     policy = settings.policy
     if policy.info.continuous:
@@ -47,7 +48,10 @@ def reading(settings: Settings, observation, action, attributions, at_state: flo
     if not settings.output.is_actions_score:
         subject = f"{subject}; {settings.output_name(settings.target_for(action))} is {at_state:.2f}"
     parts = settings.parts
-    return label, step_sentence(subject, attributions, parts.descriptions(observation), nouns=parts.kind == "object")
+    settled = settings.output.kind == "probability" and settled_sentence(
+        subject, settings.output_name(settings.target_for(action)), at_state, at_baseline)
+    return label, settled or step_sentence(subject, attributions, parts.descriptions(observation),
+                                           nouns=parts.kind == "object")
 
 
 def explained_chunk(settings: Settings, live, count: int, every_action: bool, magnitude: bool) -> list[dict]:
@@ -69,7 +73,7 @@ def explained_chunk(settings: Settings, live, count: int, every_action: bool, ma
     steps = []
     for k, (state, action, target) in enumerate(zip(states, actions, targets, strict=True)):
         at_state, at_baseline = float(result.outputs[k, target]), float(result.baseline_outputs[k, target])
-        label, sentence = reading(settings, state, action, chosen[k], at_state)
+        label, sentence = reading(settings, state, action, chosen[k], at_state, at_baseline)
         charts = ([(settings.output_name(a), result.group_sums[k, a]) for a in range(result.group_sums.shape[1])]
                   if every_action else [(f"why {settings.output_name(target)}", chosen[k])])
         maps = result.attributions[k] if settings.image else None

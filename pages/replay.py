@@ -11,7 +11,7 @@ import streamlit as st
 from attribution.analysis.bookmarks import Bookmark, find_bookmarks
 from attribution.analysis.episode_attribution import attribute_episode, softmax
 from attribution.presentation import animation, exports
-from attribution.presentation.narrate import completeness_sentence, step_sentence
+from attribution.presentation.narrate import completeness_sentence, settled_sentence, step_sentence
 from attribution.presentation.overlay import display_scale, painted_screen
 from attribution.presentation.plots import attribution_timeline, comparison_heatmaps
 from attribution.rl.episodes import Episode, EpisodeError
@@ -194,8 +194,10 @@ def cursor_view():
         if probabilities is not None:
             st.caption(choice_caption(policy, episode.policy_outputs[t]))
         subject = f"The agent chose {labels[t].upper()}" if action_names else f"The agent's action is {labels[t]}"
-        st.success(step_sentence(subject, explained.attributions[t], parts.descriptions(episode.observations[t]),
-                                 nouns=parts.kind == "object"))
+        settled = settings.output.kind == "probability" and settled_sentence(
+            subject, explained.output_names[t], explained.at_state[t], explained.at_baseline[t])
+        st.success(settled or step_sentence(subject, explained.attributions[t],
+                                            parts.descriptions(episode.observations[t]), nouns=parts.kind == "object"))
         st.plotly_chart(shown_bars(settings, episode.observations[t], explained.attributions[t],
                                    title=f"why {explained.output_names[t]}"),
                         key="replay_bars", config={"displayModeBar": False})

@@ -143,7 +143,8 @@ def test_every_shipped_environment_steps_and_reads(live, env_id):
     assert not live.exception
     assert metric(live, "Step") == "2"
     reading = live.success[0].value
-    assert reading.startswith("The agent") and ("mostly because" in reading or "pushed against it" in reading)
+    assert reading.startswith("The agent") and any(
+        words in reading for words in ("mostly because", "pushed against it", "as sure of it at the baseline"))
 
 
 @pytest.mark.parametrize("mode", ["logit", "log_probability", "value", "contrast"])

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from attribution.presentation.narrate import completeness_sentence, runs_sentence, step_sentence
+from attribution.presentation.narrate import completeness_sentence, runs_sentence, settled_sentence, step_sentence
 from attribution.rl.environments import ENVIRONMENTS, Phrase, VectorFeatures, phrases
 
 CARTPOLE = ENVIRONMENTS["CartPole-v1"].phrases
@@ -89,3 +89,12 @@ def test_the_runs_sentence_names_the_part_that_mattered_most_without_a_double_ne
     assert sentence == ("Over 750 states in 3 episodes, pole angle (rad) mattered most for P(push left), lowering "
                         "it by 0.12 per state on average (± 0.005 across episodes); "
                         "next came cart position (m) (−0.03).")
+
+
+def test_a_probability_as_sure_at_the_baseline_reads_as_settled_not_as_tiny_numbers():
+    sentence = settled_sentence("The agent chose STAY", "P(stay)", 0.99998, 0.99995)
+    assert sentence.startswith("The agent chose STAY and was as sure of it at the baseline: P(stay) is 1.00 here "
+                               "and 1.00 there")
+    assert sentence.endswith('Choose "logit" under Explain to see what it weighs.')
+    assert settled_sentence("The agent chose STAY", "P(stay)", 0.999, 0.6) is None  # the state made it sure
+    assert settled_sentence("The agent chose STAY", "P(stay)", 0.95, 0.999) is None

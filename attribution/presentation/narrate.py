@@ -16,6 +16,20 @@ def completeness_sentence(output_name: str, at_state: float, at_baseline: float,
     return f"attributions sum to {_number(attribution_sum, signed=True)}; {movement}: {relative}"
 
 
+SURE = 0.99  # a probability at least this high, here and at the baseline, was settled before the state said anything
+
+
+def settled_sentence(subject: str, output_name: str, at_state: float, at_baseline: float) -> str | None:
+    """The plain reading of a probability that was as sure at the baseline as here, where the bars are
+    tiny and ``step_sentence`` would read tiny numbers: 'The agent chose STAY and was as sure of it at
+    the baseline: P(stay) is 1.00 here and 1.00 there, ...'. None for any other probability."""
+    if min(at_state, at_baseline) < SURE:
+        return None
+    return (f"{subject} and was as sure of it at the baseline: {output_name} is {at_state:.2f} here and "
+            f"{at_baseline:.2f} there, so nothing here moved it much and the bars are small. Choose \"logit\" "
+            f"under Explain to see what it weighs.")
+
+
 def _number(value: float, signed: bool = False) -> str:
     """Two decimals for everyday magnitudes, three significant digits otherwise."""
     sign = "+" if signed else ""
