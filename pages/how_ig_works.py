@@ -48,7 +48,8 @@ with chart:
     st.info(completeness_sentence("f", float(result.outputs[0, 0]), float(result.baseline_outputs[0, 0]),
                                   float(result.attributions[0].sum())))
     if result.steps[0] != steps:
-        st.caption(f"Refined from {steps} to {result.steps[0]} path points to bring the gap under 1%: the path is "
-                   f"split where its pieces miss, so the new points go where f bends.")
+        st.caption(f"Refined from {steps} to {result.steps[0]} path points to bring the gap under 1%: the stretches "
+                   f"of the path whose sums fall short are cut in half and added up again, so the new points go "
+                   f"where f bends.")
     if np.allclose([x1, x2], [3.0, 1.0]):
         st.caption("At (3, 1) the paper finds (1.5, −0.5): x1 raised f by 1.5, x2 lowered it by 0.5.")

@@ -98,3 +98,9 @@ def test_a_probability_as_sure_at_the_baseline_reads_as_settled_not_as_tiny_numb
     assert sentence.endswith('Choose "logit" under Explain to see what it weighs.')
     assert settled_sentence("The agent chose STAY", "P(stay)", 0.999, 0.6) is None  # the state made it sure
     assert settled_sentence("The agent chose STAY", "P(stay)", 0.95, 0.999) is None
+
+
+def test_a_gap_at_the_outputs_rounding_is_said_as_such_not_as_a_large_percentage():
+    sentence = completeness_sentence("P(stay)", 0.99998, 0.99995, 3e-5 + 2e-6)
+    assert sentence.endswith("gap 2e-06, as fine as 32-bit arithmetic resolves")
+    assert completeness_sentence("P(stay)", 0.9, 0.5, 0.45).endswith("gap 12.5%")  # a real miss stays a share

@@ -6,6 +6,7 @@ import pytest
 
 from attribution import explain, integrated_gradients
 from attribution.analysis.trust import (
+    Convergence,
     agreement,
     baseline_sensitivity,
     baseline_verdict,
@@ -127,3 +128,11 @@ def test_faithfulness_over_many_states_averages_the_single_curves(rng):
     np.testing.assert_allclose(
         together.insertion, np.mean([s.insertion for s in singles], axis=0), rtol=1e-5, atol=1e-6
     )
+
+
+def test_convergence_passes_a_gap_at_the_outputs_rounding_and_says_so():
+    settled = Convergence((16, 32), {"gausslegendre": np.array([0.079, 0.05])}, 16, "gausslegendre", 3e-5, 2e-5)
+    assert settled.verdict.passed and "as fine as 32-bit arithmetic resolves" in settled.verdict.reason
+    moved = Convergence((16, 32), {"gausslegendre": np.array([0.079, 0.05])}, 16, "gausslegendre", 0.4, 1e-5)
+    assert not moved.verdict.passed and "by 7.9%" in moved.verdict.reason
+

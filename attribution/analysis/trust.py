@@ -20,7 +20,7 @@ import keras
 import numpy as np
 
 from attribution.engine import backend
-from attribution.engine.ig import integrated_gradients
+from attribution.engine.ig import integrated_gradients, output_resolution
 from attribution.engine.quadrature import METHODS
 
 STEPS_TRIED = (8, 16, 32, 64, 128, 256, 512)
@@ -52,10 +52,16 @@ class Convergence:
     relative_gap: dict[str, np.ndarray]   # method -> (len(steps),) |delta| / |F(x) - F(x')|
     used_steps: int
     used_method: str
+    change: float             # F(x) - F(x')
+    resolution: float         # the smallest gap float32 outputs show (``output_resolution``)
 
     @property
     def verdict(self) -> Verdict:
         gap = float(np.interp(self.used_steps, self.steps, self.relative_gap[self.used_method]))
+        if gap > 0.01 and gap * abs(self.change) <= self.resolution:
+            return Verdict(True, f"the output hardly changes from the baseline ({self.change:+.2g}); at "
+                                 f"{self.used_steps} points ({self.used_method}) the attributions miss it by "
+                                 f"{gap * abs(self.change):.1g}, as fine as 32-bit arithmetic resolves")
         return Verdict(gap <= 0.01, f"at {self.used_steps} points ({self.used_method}) the attributions miss the "
                                     f"output's change by {100 * gap:.2g}% (1% is the bar)")
 
@@ -66,9 +72,12 @@ def convergence(model, state, target: int, baseline=None, used_steps: int = 64, 
     state = np.asarray(state, np.float32)[None]
     gaps = {}
     for method in methods:
-        gaps[method] = np.array([float(integrated_gradients(model, state, baseline, target, steps=n, method=method,
-                                                            refine=False).relative_delta[0]) for n in steps])
-    return Convergence(tuple(steps), gaps, used_steps, used_method)
+        results = [integrated_gradients(model, state, baseline, target, steps=n, method=method, refine=False)
+                   for n in steps]
+        gaps[method] = np.array([float(result.relative_delta[0]) for result in results])
+    at_state, at_baseline = float(results[0].outputs[0, target]), float(results[0].baseline_outputs[0, target])
+    return Convergence(tuple(steps), gaps, used_steps, used_method, at_state - at_baseline,
+                       float(output_resolution(at_state, at_baseline)))
 
 
 # ---- baselines ----

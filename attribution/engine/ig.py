@@ -69,6 +69,12 @@ class IGResult:
         return np.abs(self.delta) / np.where(change > 0, change, np.inf)
 
 
+def output_resolution(at_state, at_baseline) -> np.ndarray:
+    """The smallest completeness gap float32 outputs F(x), F(x') can show (shape of theirs): 1e-5 of
+    their size, the rounding that builds up through a network, plus 1e-7."""
+    return 1e-5 * (np.abs(at_state) + np.abs(at_baseline)) + 1e-7
+
+
 def integrated_gradients(
     model: keras.Model,
     states,
@@ -152,8 +158,7 @@ def integrated_gradients(
     change = at_state - at_baseline
     delta = _sums(found) - change
     if refine:
-        # below float32's resolution of the outputs no number of steps can help
-        tolerance = rtol * np.abs(change) + 1e-5 * (np.abs(at_state) + np.abs(at_baseline)) + 1e-7
+        tolerance = rtol * np.abs(change) + output_resolution(at_state, at_baseline)
 
         def pieces(paths: np.ndarray, low: np.ndarray, high: np.ndarray):
             """IG of ``paths`` (M,) along alpha in [low, high] (M,): each piece's attributions (M, *obs), or

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from attribution.engine.ig import output_resolution
+
 
 def completeness_sentence(output_name: str, at_state: float, at_baseline: float, attribution_sum: float) -> str:
     """'attributions sum to +0.42; P(push right) rose from 0.50 at the baseline to 0.92: gap 0.2%'."""
@@ -13,6 +15,8 @@ def completeness_sentence(output_name: str, at_state: float, at_baseline: float,
                 else f"{output_name} stayed at {_number(at_state)}")
     gap = abs(attribution_sum - change)
     relative = f"gap {100 * gap / abs(change):.1f}%" if change else f"gap {gap:.2g}"
+    if change and gap > 0.01 * abs(change) and gap <= output_resolution(at_state, at_baseline):
+        relative = f"gap {gap:.1g}, as fine as 32-bit arithmetic resolves"  # a change this small leaves rounding
     return f"attributions sum to {_number(attribution_sum, signed=True)}; {movement}: {relative}"
 
 
