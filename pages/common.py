@@ -16,7 +16,7 @@ from attribution import METHODS, integrated_gradients
 from attribution.analysis.baselines import IMAGE_BASELINES, blurred, image_baseline
 from attribution.analysis.episode_attribution import EpisodeAttribution
 from attribution.engine.outputs import OUTPUTS, ExplainedOutput, outputs_for
-from attribution.engine.quadrature import MAX_STEPS
+from attribution.engine.quadrature import MAX_STEPS, METHOD_LABELS
 from attribution.presentation.html_bars import bars_html
 from attribution.presentation.overlay import (
     display_scale,
@@ -61,9 +61,6 @@ keep_compiled_kernels()  # before this module's first script run ends
 DEFAULT_ENV = "CartPole-v1"
 SPEEDS = {"1 step/s": 1.0, "2 steps/s": 0.5, "5 steps/s": 0.2, "10 steps/s": 0.1}  # Play: seconds per tick
 BASELINES = ("zeros", "mean of reference states", "a reference state", "a custom state")
-METHOD_LABELS = {"gausslegendre": "Gauss-Legendre", "riemann_left": "Riemann, left ends",
-                 "riemann_right": "Riemann, right ends", "riemann_middle": "Riemann, midpoints",
-                 "riemann_trapezoid": "trapezoid"}  # the engine's METHODS as the Method menus show them
 IMAGE_STEPS = 16  # Gauss-Legendre points for images by default; refine adds points wherever the gap stays above 1%
 
 

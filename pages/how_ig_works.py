@@ -5,10 +5,10 @@ import streamlit as st
 
 from attribution import METHODS, integrated_gradients
 from attribution.engine.examples import paper_network_1
-from attribution.engine.quadrature import MAX_STEPS
+from attribution.engine.quadrature import MAX_STEPS, METHOD_LABELS
 from attribution.presentation.narrate import completeness_sentence
 from attribution.presentation.plots import attribution_bars
-from pages.common import METHOD_LABELS, keep_sidebar_state
+from pages.common import keep_sidebar_state
 
 
 @st.cache_resource

@@ -8,6 +8,7 @@ import numpy as np
 import streamlit as st
 
 from attribution.engine import backend
+from attribution.engine.quadrature import METHOD_LABELS
 from attribution.presentation.narrate import completeness_sentence
 from attribution.presentation.plots import attribution_timeline
 from attribution.rl.rollout import EpisodeStepper, actor_output, record_episode
@@ -161,7 +162,7 @@ def live_view():
             st.markdown(feature_bars(settings, run.observation, target), unsafe_allow_html=True)
         st.info(completeness_sentence(output_name, at_state, at_baseline, float(np.sum(attributions))))
         st.caption(f"Attribution on {backend.device_name()}: {elapsed_ms:.1f} ms, "
-                   f"{int(result.steps[0])} path points ({settings.method}).")
+                   f"{int(result.steps[0])} path points ({METHOD_LABELS[settings.method]}).")
     with timeline_col:
         show_timeline(settings)
     # the greedy action taken from here is ``action``: after the next step the timeline reuses these sums

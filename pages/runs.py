@@ -12,6 +12,7 @@ from attribution.batch.job import LAST_JOB
 from attribution.batch.results import Results, ResultsError
 from attribution.batch.sources import file_digest
 from attribution.engine.outputs import OUTPUTS
+from attribution.engine.quadrature import METHOD_LABELS
 from attribution.presentation.narrate import runs_sentence
 from attribution.presentation.plots import gap_histogram, spread_bars, training_lines
 from attribution.rl.episodes import load_episode
@@ -98,7 +99,7 @@ st.markdown(f"**{len(results.step):,} states** of {job['env_id']} from {n_shards
             f"{'episodes' if not results.from_parquet else 'pieces of Parquet files'}, "
             f"{len(results.policies)} polic{'y' if len(results.policies) == 1 else 'ies'}. Explained: the "
             f"{OUTPUTS[settings['explain']].label}, from the {settings['baseline']} baseline, {settings['steps']} "
-            f"path points ({settings['method']}), refined until the gap is under 1%.")
+            f"path points ({METHOD_LABELS[settings['method']]}), refined until the gap is under 1%.")
 if n_shards < n_planned:
     st.warning(f"The job is not finished: {n_shards} of {n_planned} shards are done. "
                "Run it again with --resume to finish it.")

@@ -70,7 +70,8 @@ def test_trust_charts_draw_what_they_are_given():
     convergence = convergence_chart(
         (8, 16), {"gausslegendre": np.array([1e-3, 1e-4]), "riemann_left": np.array([0.2, 0.1])}, 16, "gausslegendre"
     )
-    assert [t.name for t in convergence.data] == ["gausslegendre", "riemann_left"]
+    assert [t.name for t in convergence.data] == ["Gauss-Legendre", "Riemann, left ends"]
+    assert [t.line.width for t in convergence.data] == [3, 1.5]  # the rule in use stands out
     np.testing.assert_allclose(convergence.data[1].y, [20.0, 10.0])  # in percent
     assert convergence.layout.shapes[0].x0 == 16
     bars = grouped_bars(["a", "b"], {"zeros": [1, 2], "mean": [3, 4]})

@@ -21,7 +21,7 @@ import numpy as np
 
 from attribution.engine import backend
 from attribution.engine.ig import integrated_gradients, output_resolution
-from attribution.engine.quadrature import METHODS
+from attribution.engine.quadrature import METHOD_LABELS, METHODS
 
 STEPS_TRIED = (8, 16, 32, 64, 128, 256, 512)
 
@@ -58,12 +58,13 @@ class Convergence:
     @property
     def verdict(self) -> Verdict:
         gap = float(np.interp(self.used_steps, self.steps, self.relative_gap[self.used_method]))
+        at = f"at {self.used_steps} points ({METHOD_LABELS[self.used_method]})"
         if gap > 0.01 and gap * abs(self.change) <= self.resolution:
-            return Verdict(True, f"the output hardly changes from the baseline ({self.change:+.2g}); at "
-                                 f"{self.used_steps} points ({self.used_method}) the attributions miss it by "
-                                 f"{gap * abs(self.change):.1g}, as fine as 32-bit arithmetic resolves")
-        return Verdict(gap <= 0.01, f"at {self.used_steps} points ({self.used_method}) the attributions miss the "
-                                    f"output's change by {100 * gap:.2g}% (1% is the bar)")
+            return Verdict(True, f"the output hardly changes from the baseline ({self.change:+.2g}); {at} the "
+                                 f"attributions miss it by {gap * abs(self.change):.1g}, as fine as 32-bit "
+                                 f"arithmetic resolves")
+        return Verdict(gap <= 0.01, f"{at} the attributions miss the output's change by {100 * gap:.2g}% "
+                                    f"(1% is the bar)")
 
 
 def convergence(model, state, target: int, baseline=None, used_steps: int = 64, used_method: str = "gausslegendre",

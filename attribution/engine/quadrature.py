@@ -16,6 +16,9 @@ import functools
 import numpy as np
 
 METHODS = ("gausslegendre", "riemann_left", "riemann_right", "riemann_middle", "riemann_trapezoid")
+METHOD_LABELS = {"gausslegendre": "Gauss-Legendre", "riemann_left": "Riemann, left ends",
+                 "riemann_right": "Riemann, right ends", "riemann_middle": "Riemann, midpoints",
+                 "riemann_trapezoid": "trapezoid"}  # what each rule is called for people
 MAX_STEPS = 2048  # Gauss-Legendre converges long before this; beyond it lies only waiting.
 
 

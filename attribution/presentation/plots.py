@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import plotly.graph_objects as go
 
+from attribution.engine.quadrature import METHOD_LABELS
+
 PUSHES_UP = "#1f77b4"    # blue: the feature raised the explained output
 PUSHES_DOWN = "#d62728"  # red: the feature lowered it
 
@@ -208,7 +210,7 @@ def comparison_heatmaps(feature_names, first, second, first_label: str, second_l
 def convergence_chart(steps, relative_gap: dict, used_steps: int, used_method: str) -> go.Figure:
     """Completeness gap (percent of the output's change, log scale) against path points, one line per rule."""
     traces = [go.Scatter(x=list(steps), y=100 * np.maximum(np.asarray(gaps, float), 1e-9), mode="lines+markers",
-                         name=method, line=dict(width=3 if method == used_method else 1.5))
+                         name=METHOD_LABELS.get(method, method), line=dict(width=3 if method == used_method else 1.5))
               for method, gaps in relative_gap.items()]
     layout = dict(
         height=360,
