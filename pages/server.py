@@ -34,8 +34,8 @@ def cap_malloc_arenas(arenas: int = ARENAS) -> bool:
 
     glibc gives each new thread an arena of its own, up to eight per core, and an arena holds on to
     what is freed into it; Streamlit runs every script run in a thread and TensorFlow keeps pools of
-    its own. Playing Pong for 1,500 steps, the server sat at 1.5 to 1.7 GB; with two arenas, at 1.1 GB,
-    as fast.
+    its own. Playing Pong for 3,000 steps, the server sat at 1.5 to 1.8 GB; with two arenas, at 1.1 to
+    1.2 GB, at about the same pace (RELIABILITY.md).
     """
     if "MALLOC_ARENA_MAX" in os.environ:
         return False
