@@ -43,4 +43,3 @@ def cap_malloc_arenas(arenas: int = ARENAS) -> bool:
         return bool(ctypes.CDLL(None).mallopt(M_ARENA_MAX, arenas))
     except (OSError, AttributeError):  # not glibc
         return False
-

@@ -6,6 +6,8 @@ import numpy as np
 
 from attribution.engine.ig import output_resolution
 
+SURE = 0.99  # a probability at least this high, here and at the baseline, was settled before the state said anything
+
 
 def completeness_sentence(output_name: str, at_state: float, at_baseline: float, attribution_sum: float) -> str:
     """'attributions sum to +0.42; P(push right) rose from 0.50 at the baseline to 0.92: gap 0.2%'."""
@@ -18,9 +20,6 @@ def completeness_sentence(output_name: str, at_state: float, at_baseline: float,
     if change and gap > 0.01 * abs(change) and gap <= output_resolution(at_state, at_baseline):
         relative = f"gap {gap:.1g}, as fine as 32-bit arithmetic resolves"  # a change this small leaves rounding
     return f"attributions sum to {_number(attribution_sum, signed=True)}; {movement}: {relative}"
-
-
-SURE = 0.99  # a probability at least this high, here and at the baseline, was settled before the state said anything
 
 
 def settled_sentence(subject: str, output_name: str, at_state: float, at_baseline: float) -> str | None:
