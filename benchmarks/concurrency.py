@@ -23,7 +23,7 @@ from streamlit_browser import metric_value, wait_until_idle  # noqa: E402
 SESSIONS = [  # environment, then sidebar choices (combobox label -> option)
     ("CartPole-v1", {}),
     ("LunarLander-v3", {}),
-    ("Acrobot-v1", {"Method": "riemann_trapezoid"}),
+    ("Acrobot-v1", {"Method": "trapezoid"}),
     ("MountainCar-v0", {"Explain": "logit"}),
     ("Pendulum-v1", {}),
     ("CartPole-v1", {"Baseline": "mean of reference states"}),

@@ -18,6 +18,7 @@ import dataclasses
 import json
 import os
 import socket
+import sys
 import time
 from pathlib import Path
 
@@ -35,7 +36,6 @@ from attribution.batch.sources import (
     policy_specs,
     record_shards,
 )
-from attribution.presentation.progress import show_progress
 from attribution.rl.files import write_atomically
 from attribution.rl.library import DEFAULT_FOLDER
 
@@ -266,7 +266,11 @@ def progress_line(shards_done: int, shards_total: int, states_done: int, seconds
     left = seconds / done_now * (shards_total - shards_done) if done_now else float("nan")
     line = (f"{shards_done}/{shards_total} shards · {states_done:,} states · {rate:,.0f} states/s · "
             f"about {_duration(left)} left")
-    show_progress(line, shards_done, shards_total)
+    if sys.stderr.isatty():
+        sys.stderr.write("\r" + line + ("\n" if shards_done == shards_total else ""))
+    elif shards_done == shards_total or shards_done % max(1, shards_total // 10) == 0:
+        sys.stderr.write(line + "\n")
+    sys.stderr.flush()
 
 
 def _duration(seconds: float) -> str:

@@ -10,6 +10,7 @@ environment's own units. Run through ``python -m attribution.training.train``.
 from __future__ import annotations
 
 import dataclasses
+import sys
 import time
 
 import gymnasium as gym
@@ -17,7 +18,6 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from attribution.presentation.progress import show_progress
 from attribution.rl.environments import make_env
 
 
@@ -236,4 +236,8 @@ def progress_line(done, total, steps, start, returns, losses):
     mean_return = f"{np.mean(returns):8.1f}" if returns else "     n/a"
     line = (f"[{'#' * filled}{'.' * (width - filled)}] {steps:>9,} steps  {steps / (time.time() - start):6.0f} steps/s"
             f"  return(last 100) {mean_return}  policy loss {float(losses[0]):+.3f}  value loss {float(losses[1]):.3f}")
-    show_progress(line, done, total)
+    if sys.stderr.isatty():
+        sys.stderr.write("\r" + line + ("\n" if done == total else ""))
+    elif done == total or done % max(1, total // 10) == 0:
+        sys.stderr.write(line + "\n")
+    sys.stderr.flush()
