@@ -74,15 +74,16 @@ def test_a_short_pixel_training_run_writes_a_loadable_pong_policy_that_can_be_tr
     first = json.loads((tmp_path / "a" / "ALE_Pong-v5.json").read_text())
     train.main(["ALE/Pong-v5", "--total-steps", "200", "--eval-episodes", "1", "--out", str(tmp_path),
                 "--resume", str(tmp_path / "a" / "ALE_Pong-v5.keras"),
-                "--set", "learning_rate=3e-4", "teacher_horizon=5"])
+                "--set", "learning_rate=3e-4", "teacher_horizon=5", "critic_rollouts=1"])
     sidecar = json.loads((tmp_path / "ALE_Pong-v5.json").read_text())
     assert sidecar["config"]["first_round"] == first["config"]["rounds"] == 10
     assert sidecar["config"]["learning_rate"] == 3e-4 and first["config"]["learning_rate"] == 1e-3
     assert sidecar["config"]["teacher_horizon"] == 5 and first["config"]["teacher_horizon"] == 4
+    assert sidecar["config"]["critic_rollouts"] == 1 and first["config"]["critic_rollouts"] == 0
     assert sidecar["training_minutes"] >= first["training_minutes"]
     assert sidecar["training_steps"] == 600 and sidecar["eval_episodes"] == 1 and sidecar["feature_names"] is None
     assert sidecar["training_method"] == (f"{first['training_method']}; then 200 more steps with "
-                                          "learning_rate=3e-4, teacher_horizon=5")
+                                          "learning_rate=3e-4, teacher_horizon=5, critic_rollouts=1")
     assert len(sidecar["reference_states"]) <= 8
     policy = load_policy_file(tmp_path / "ALE_Pong-v5.keras", "ALE/Pong-v5")
     assert policy.info.heads == ("logits", "value") and policy.info.median_state.shape == (4, 84, 84)

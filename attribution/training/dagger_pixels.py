@@ -26,6 +26,7 @@ import numpy as np
 import tensorflow as tf
 
 from attribution.rl.environments import make_env
+from attribution.training.pong_rollouts import FIRST_ACTIONS, RolloutCritic
 from attribution.training.pong_teacher import PongTeacher
 from attribution.training.ppo import gae
 
@@ -49,6 +50,9 @@ class PixelDAggerConfig:
     workers: int = 2                   # processes that play (the teacher plans on a copy of the emulator)
     initial_model: str = ""            # a .keras policy to go on training, instead of random weights
     first_round: int = 0               # the teacher's share goes on from this round (when going on training)
+    critic_rollouts: int = 0           # > 0: near the paddle, label by the student's rollouts (pong_rollouts.py)
+    critic_horizon: int = 5            # ... that many per action, in the last steps before the ball reaches the paddle
+    critic_margin: float = 0.3         # ... where the best action's value beats the student's by this; else its own
 
 
 def build_pixel_student(obs_shape: tuple[int, ...], n_actions: int, config: PixelDAggerConfig) -> keras.Model:
@@ -77,6 +81,9 @@ def set_cross_entropy(logits, allowed_bits):
     return -tf.reduce_mean(log_p, -1)
 
 
+SAME_MOVE = {1: 0, 4: 2, 5: 3}  # FIRE only serves, so fire, up and fire, down and fire move as stay, up, down
+
+
 class _Player:
     """One worker's environment, teacher and copy of the student; it keeps its episode across rounds."""
 
@@ -85,13 +92,27 @@ class _Player:
         tf.config.threading.set_inter_op_parallelism_threads(1)
         self.rng = np.random.default_rng(seed)
         self.env = make_env(env_id)
-        self.teacher = PongTeacher(self.env, horizon=config.teacher_horizon, aim=config.teacher_aim,
-                                   steep_bonus=config.teacher_steep_bonus)
+        # with a critic, the teacher only labels the states before the critic's, where it does not plan
+        self.teacher = PongTeacher(self.env, horizon=0 if config.critic_rollouts else config.teacher_horizon,
+                                   aim=config.teacher_aim, steep_bonus=config.teacher_steep_bonus)
         self.observation, _ = self.env.reset(seed=seed)
         self.model = build_pixel_student(self.observation.shape, int(self.env.action_space.n), config)
         self.act = tf.function(lambda obs: tf.argmax(self.model(tf.cast(obs, tf.float32))["logits"], axis=1),
                                jit_compile=True)
         self.score, self.gamma = 0.0, config.gamma
+        self.critic = RolloutCritic(env_id, lambda obs: self.act(obs).numpy(), config.critic_rollouts, seed=seed) \
+            if config.critic_rollouts else None
+        self.critic_horizon, self.critic_margin = config.critic_horizon, config.critic_margin
+
+    def _critic_label(self, student: int) -> tuple[int, int, bool]:
+        """The critic's label for this state: its best actions where they beat the student's by the
+        margin, else the student's own action; critical either way."""
+        values = self.critic.values(self.env)
+        own = values[FIRST_ACTIONS.index(SAME_MOVE.get(student, student))]
+        if values.max() - own < self.critic_margin:
+            return 1 << student, 1 << student, True
+        best = sum(1 << a for a, value in zip(FIRST_ACTIONS, values, strict=True) if value == values.max())
+        return best, best, True
 
     def play(self, weights, steps: int, share: float) -> dict:
         """``steps`` steps, the teacher's action taken with probability ``share``: the states (uint8),
@@ -105,9 +126,11 @@ class _Player:
         for t in range(steps):
             choice = self.teacher.choose()
             student = int(self.act(self.observation[None])[0])
-            agreed += (choice.best >> student) & 1
-            critical_agreed += choice.critical and (choice.best >> student) & 1
             states[t], labels[t] = self.observation, (choice.best, choice.returning, choice.critical)
+            if self.critic and 0 < choice.steps_left <= self.critic_horizon:
+                labels[t] = self._critic_label(student)
+            agreed += int(labels[t, 0] >> student) & 1
+            critical_agreed += int(labels[t, 2] and (labels[t, 0] >> student) & 1)
             action = choice.action if self.rng.random() < share else student
             self.observation, rewards[t], terminated, truncated, _ = self.env.step(action)
             self.score += rewards[t]

@@ -51,11 +51,12 @@ class Choice(NamedTuple):
     """The teacher's action, and the actions as good as it as bit masks (bit ``a`` set for action ``a``):
     ``best`` reach its outcome, ``returning`` return the ball (``best`` where none can). ``critical``:
     the ball is near and its first actions lead to different outcomes, the few states a player must
-    get right."""
+    get right. ``steps_left``: the steps until the ball reaches the paddle's column, 0 when it moves away."""
     action: int
     best: int
     returning: int
     critical: bool = False
+    steps_left: int = 0
 
 
 class PongTeacher:
@@ -92,7 +93,7 @@ class PongTeacher:
         steps_left = int(np.ceil((PADDLE_COLUMN - x) / dx)) if row is not None else 0
         if 0 < steps_left <= self.horizon:
             return self._plan(steps_left, action)
-        return Choice(action, 1 << action, 1 << action)
+        return Choice(action, 1 << action, 1 << action, steps_left=steps_left)
 
     def _plan(self, steps_left: int, default: int) -> Choice:
         """Try ``a`` for ``j`` steps then ``b`` (a != b), and each action throughout; take the first action
@@ -108,7 +109,7 @@ class PongTeacher:
         best = sum(1 << a for a, score in scores.items() if score == top)
         returning = sum(1 << a for a, score in scores.items() if score >= 1.0) or best
         action = default if scores[default] == top else next(a for a, score in scores.items() if score == top)
-        return Choice(action, best, returning, critical=len(set(scores.values())) > 1)
+        return Choice(action, best, returning, critical=len(set(scores.values())) > 1, steps_left=steps_left)
 
     def _outcome(self, plan: tuple[int, ...], steps: int) -> float:
         """Play ``plan`` (its last action repeated) for up to ``steps`` steps of 4 frames on the planner:
