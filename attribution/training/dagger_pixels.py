@@ -11,7 +11,9 @@ teacher's ``Choice``): the loss is the mean of -log P(an action in ``best``) and
 that returns the ball before one that does not. The teacher's critical states (the ball near, its
 first actions leading to different outcomes: where the student lost its points) weigh
 ``critical_weight`` times the others in that loss. A value head learns the discounted score from each
-state. Run through ``python -m attribution.training.train``.
+state. With ``critic_rollouts``, the states just before the ball arrives are labelled instead by the
+student's own rollouts (``pong_rollouts.RolloutCritic``): the best action where it beats the student's
+by ``critic_margin``, else the student's own. Run through ``python -m attribution.training.train``.
 """
 
 from __future__ import annotations
@@ -50,8 +52,8 @@ class PixelDAggerConfig:
     workers: int = 2                   # processes that play (the teacher plans on a copy of the emulator)
     initial_model: str = ""            # a .keras policy to go on training, instead of random weights
     first_round: int = 0               # the teacher's share goes on from this round (when going on training)
-    critic_rollouts: int = 0           # > 0: near the paddle, label by the student's rollouts (pong_rollouts.py)
-    critic_horizon: int = 5            # ... that many per action, in the last steps before the ball reaches the paddle
+    critic_rollouts: int = 0           # > 0: near the paddle, label by this many rollouts an action (pong_rollouts.py)
+    critic_horizon: int = 5            # ... in this many last steps before the ball reaches the paddle
     critic_margin: float = 0.3         # ... where the best action's value beats the student's by this; else its own
 
 
