@@ -4,7 +4,7 @@ import numpy as np
 
 from attribution.rl.environments import make_env
 from attribution.training.pong_rollouts import FIRST_ACTIONS, RolloutCritic
-from attribution.training.pong_teacher import PongTeacher
+from attribution.training.pong_teacher import BALL_Y, PADDLE_Y, UP, PongTeacher
 
 
 def _stay(observations):
@@ -38,8 +38,8 @@ def test_a_ball_the_paddle_cannot_reach_is_worth_nothing_whatever_the_first_acti
     for _ in range(400):
         choice = teacher.choose()
         ram = env.unwrapped.ale.getRAM()
-        if choice.steps_left == 2 and int(ram[54]) - int(ram[51]) > 60:   # the ball far below the paddle
+        if choice.steps_left == 2 and int(ram[BALL_Y]) - int(ram[PADDLE_Y]) > 60:   # the ball far below the paddle
             np.testing.assert_array_equal(critic.values(env), 0.0)
             return
-        env.step(2)  # up
+        env.step(UP)
     raise AssertionError("no ball came in far below the paddle")

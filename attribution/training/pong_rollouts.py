@@ -30,7 +30,8 @@ def _frame_stack(env):
 
 
 class RolloutCritic:
-    """``values(env)`` -> (3,) the mean outcome of STAY, UP and DOWN from ``env``'s current state.
+    """``values(env)`` -> (3,) the mean outcome of STAY, UP and DOWN from ``env``'s current state, which
+    must have the ball coming towards the agent's paddle (a ball moving away counts as returned).
     ``act(observations)`` (n, 4, 84, 84) -> (n,) the student's greedy actions."""
 
     def __init__(self, env_id: str, act, per_action: int = 6, returned_value: float = 0.5,
