@@ -1,22 +1,38 @@
 """The player the shipped Pong policy imitates: where it expects the ball, and that it wins points."""
 
+import numpy as np
 import pytest
 
 from attribution.rl.environments import make_env
-from attribution.training.pong_teacher import DOWN, PADDLE_COLUMN, STAY, UP, WALLS, PongTeacher, meeting_row
+from attribution.training.pong_teacher import (
+    BALL_X,
+    BALL_Y,
+    DOWN,
+    PADDLE_COLUMN,
+    PADDLE_TO_BALL,
+    PADDLE_Y,
+    STAY,
+    UP,
+    WALLS,
+    PongTeacher,
+    meeting_row,
+)
 
 
 def test_a_ball_moving_straight_at_the_paddle_meets_it_on_its_own_row():
-    assert meeting_row(100, 120, 4, 0) == 120
+    assert meeting_row(100, 120, 4, 0) == (120, 1)
 
 
 def test_a_ball_moving_away_from_the_paddle_does_not_meet_it():
     assert meeting_row(100, 120, -4, 2) is None
 
 
-@pytest.mark.parametrize(("y", "dy", "expected"), [(WALLS[1] - 5, 1, WALLS[1] - 5), (WALLS[0] + 5, -1, WALLS[0] + 5)])
+@pytest.mark.parametrize(("y", "dy", "expected"), [(WALLS[1] - 5, 1, (WALLS[1] - 5, -1)),
+                                                  (WALLS[0] + 5, -1, (WALLS[0] + 5, 1)),
+                                                  (WALLS[0] + 5, 33, (WALLS[0] + 13, 1))])
 def test_the_walls_reflect_the_ball(y, dy, expected):
-    """10 columns from the paddle, moving 1 row per column: it goes 5 rows past the wall and 5 back."""
+    """10 columns from the paddle, moving 1 row per column: it goes 5 rows past the wall and 5 back,
+    moving the other way; moving 33 rows per column, off both walls and 13 rows on, it moves as it did."""
     assert meeting_row(PADDLE_COLUMN - 10, y, 1, dy) == pytest.approx(expected)
 
 
@@ -51,3 +67,26 @@ def test_the_teachers_equally_good_actions_hold_its_own_and_are_several_only_whe
         env.step(choice.action)
     env.close()
     assert widest >= 2 and 0 < critical < 100
+
+
+@pytest.mark.parametrize("aim_with_ball", [False, True])
+def test_aiming_with_the_ball_meets_a_rising_ball_below_the_paddles_middle(aim_with_ball):
+    """Without planning, where the ball meets the paddle follows the aim: 7 rows above the middle for
+    every ball, or, aiming with the ball, below the middle for one that arrives moving up."""
+    env = make_env("ALE/Pong-v5")
+    env.reset(seed=1)
+    teacher = PongTeacher(env, horizon=0, aim=7.0, aim_with_ball=aim_with_ball)
+    below = {1: [], -1: []}  # rows the ball meets below the paddle's middle, by the way it moves then
+    last = env.unwrapped.ale.getRAM().astype(int)
+    for _ in range(3000):
+        choice, ram = teacher.choose(), env.unwrapped.ale.getRAM().astype(int)
+        if choice.steps_left == 1:
+            dx, dy = ram[BALL_X] - last[BALL_X], ram[BALL_Y] - last[BALL_Y]
+            row, direction = meeting_row(ram[BALL_X], ram[BALL_Y], dx, dy)
+            below[direction].append(row - ram[PADDLE_Y] - PADDLE_TO_BALL)
+        env.step(choice.action)
+        last = ram
+    env.close()
+    assert len(below[1]) >= 3 and len(below[-1]) >= 3
+    assert np.median(below[1]) < 0
+    assert (np.median(below[-1]) > 0) == aim_with_ball

@@ -45,6 +45,7 @@ class PixelDAggerConfig:
     critical_weight: float = 5.0       # the weight of a state where the teacher's first actions differ in outcome
     teacher_horizon: int = 4           # the teacher plans the last steps before the ball reaches its paddle
     teacher_aim: float = 5.0           # rows above its paddle's middle where the teacher meets the ball
+    teacher_aim_with_ball: bool = False  # ... below the middle instead where the ball arrives moving up
     teacher_steep_bonus: float = 0.3   # how much more the teacher's planning values a steep return than a flat one
     gamma: float = 0.99                # the value head's discount
     conv: tuple[tuple[int, int, int], ...] = ((16, 8, 4), (32, 4, 2))   # (filters, kernel, stride)
@@ -96,7 +97,8 @@ class _Player:
         self.env = make_env(env_id)
         # with a critic, the teacher only labels the states before the critic's, where it does not plan
         self.teacher = PongTeacher(self.env, horizon=0 if config.critic_rollouts else config.teacher_horizon,
-                                   aim=config.teacher_aim, steep_bonus=config.teacher_steep_bonus)
+                                   aim=config.teacher_aim, aim_with_ball=config.teacher_aim_with_ball,
+                                   steep_bonus=config.teacher_steep_bonus)
         self.observation, _ = self.env.reset(seed=seed)
         self.model = build_pixel_student(self.observation.shape, int(self.env.action_space.n), config)
         self.act = tf.function(lambda obs: tf.argmax(self.model(tf.cast(obs, tf.float32))["logits"], axis=1),

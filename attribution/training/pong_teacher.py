@@ -31,20 +31,22 @@ from ale_py import roms
 BALL_X, BALL_Y, PADDLE_Y = 49, 54, 51          # RAM addresses (the ball is off the screen when its y is 0)
 PADDLE_COLUMN = 187                            # the ball's x when it reaches the agent's paddle
 WALLS = (44, 205)                              # the ball's y at the top and bottom walls
-PADDLE_TO_BALL = 6                             # the paddle's y minus the ball's y when the ball meets its middle
+PADDLE_TO_BALL = 6                             # the ball's y minus the paddle's y when the ball meets its middle
 REST_Y = 125                                   # where the paddle waits while the ball moves away
 STAY, UP, DOWN = 0, 2, 3                       # Pong's actions in gymnasium's minimal action set
 ROM = "pong"
 
 
-def meeting_row(x: int, y: int, dx: int, dy: int) -> float | None:
-    """The ball's y when it reaches the paddle's column, reflected by the walls; None if it moves away."""
+def meeting_row(x: int, y: int, dx: int, dy: int) -> tuple[float, int] | None:
+    """The ball's y when it reaches the paddle's column, reflected by the walls, and which way it moves
+    then (1 down, -1 up); None if it moves away."""
     if dx <= 0:
         return None
     row = y + dy * (PADDLE_COLUMN - x) / dx
     low, span = WALLS[0], WALLS[1] - WALLS[0]
     folded = (row - low) % (2 * span)
-    return low + (folded if folded <= span else 2 * span - folded)
+    down = (dy >= 0) == (folded <= span)   # an odd number of walls turns it round
+    return low + (folded if folded <= span else 2 * span - folded), 1 if down else -1
 
 
 class Choice(NamedTuple):
@@ -64,7 +66,7 @@ class PongTeacher:
     ``act`` (or ``choose``) once per step, before stepping."""
 
     def __init__(self, env, horizon: int = 4, steep_bonus: float = 0.3, braking: float = 1.0,
-                 dead_band: float = 10.0, aim: float = 5.0):
+                 dead_band: float = 10.0, aim: float = 5.0, aim_with_ball: bool = False):
         self.ale = env.unwrapped.ale
         self.buttons = self.ale.getMinimalActionSet()
         self.planner = ale_py.ALEInterface()
@@ -73,6 +75,7 @@ class PongTeacher:
         self.planner.loadROM(roms.get_rom_path(ROM))  # the RAM addresses above are Pong's
         self.horizon, self.steep_bonus, self.braking, self.dead_band = horizon, steep_bonus, braking, dead_band
         self.aim = aim  # rows above the paddle's middle where it meets the ball
+        self.aim_with_ball = aim_with_ball  # aim below the middle instead where the ball arrives moving up
         self.previous = None
 
     def reset(self) -> None:
@@ -86,8 +89,10 @@ class PongTeacher:
         previous, self.previous = (ram if self.previous is None else self.previous), ram
         x, y, paddle = ram[BALL_X], ram[BALL_Y], ram[PADDLE_Y]
         dx, dy, speed = x - previous[BALL_X], y - previous[BALL_Y], paddle - previous[PADDLE_Y]
-        row = meeting_row(x, y, dx, dy) if y and previous[BALL_Y] and dx < 20 else None
-        target = REST_Y if row is None else row - PADDLE_TO_BALL + self.aim
+        met = meeting_row(x, y, dx, dy) if y and previous[BALL_Y] and dx < 20 else None
+        row, direction = met or (None, 1)
+        aim = self.aim * direction if self.aim_with_ball else self.aim
+        target = REST_Y if row is None else row - PADDLE_TO_BALL + aim
         stops_at = paddle + self.braking * speed
         action = STAY if abs(stops_at - target) < self.dead_band else UP if stops_at > target else DOWN
         steps_left = int(np.ceil((PADDLE_COLUMN - x) / dx)) if row is not None else 0
