@@ -90,18 +90,3 @@ def test_aiming_with_the_ball_meets_a_rising_ball_below_the_paddles_middle(aim_w
     assert len(below[1]) >= 3 and len(below[-1]) >= 3
     assert np.median(below[1]) < 0
     assert (np.median(below[-1]) > 0) == aim_with_ball
-
-
-def test_keeping_its_aim_narrows_the_teachers_best_to_its_own_action_and_changes_nothing_else():
-    """Two teachers, one keeping its aim, in twin games: the same actions; the keeping one's best is its
-    action alone or, where its aim's action cannot do as well, the other's best; and it narrows some."""
-    plain_env, keeping_env = make_env("ALE/Pong-v5"), make_env("ALE/Pong-v5")
-    plain_env.reset(seed=2), keeping_env.reset(seed=2)
-    plain, keeping, narrowed = PongTeacher(plain_env), PongTeacher(keeping_env, keep_aim=True), 0
-    for _ in range(400):
-        mine, theirs = keeping.choose(), plain.choose()
-        assert (mine.action, mine.returning, mine.critical) == (theirs.action, theirs.returning, theirs.critical)
-        assert mine.best in (1 << mine.action, theirs.best)
-        narrowed += mine.best != theirs.best
-        plain_env.step(theirs.action), keeping_env.step(mine.action)
-    assert narrowed > 0

@@ -46,7 +46,6 @@ class PixelDAggerConfig:
     teacher_horizon: int = 4           # the teacher plans the last steps before the ball reaches its paddle
     teacher_aim: float = 5.0           # rows above its paddle's middle where the teacher meets the ball
     teacher_aim_with_ball: bool = False  # ... below the middle instead where the ball arrives moving up
-    teacher_keep_aim: bool = False     # near the paddle, teach the aim's action alone where it is among the best
     teacher_steep_bonus: float = 0.3   # how much more the teacher's planning values a steep return than a flat one
     gamma: float = 0.99                # the value head's discount
     conv: tuple[tuple[int, int, int], ...] = ((16, 8, 4), (32, 4, 2))   # (filters, kernel, stride)
@@ -99,7 +98,6 @@ class _Player:
         # with a critic, the teacher only labels the states before the critic's, where it does not plan
         self.teacher = PongTeacher(self.env, horizon=0 if config.critic_rollouts else config.teacher_horizon,
                                    aim=config.teacher_aim, aim_with_ball=config.teacher_aim_with_ball,
-                                   keep_aim=config.teacher_keep_aim,
                                    steep_bonus=config.teacher_steep_bonus)
         self.observation, _ = self.env.reset(seed=seed)
         self.model = build_pixel_student(self.observation.shape, int(self.env.action_space.n), config)

@@ -66,7 +66,7 @@ class PongTeacher:
     ``act`` (or ``choose``) once per step, before stepping."""
 
     def __init__(self, env, horizon: int = 4, steep_bonus: float = 0.3, braking: float = 1.0,
-                 dead_band: float = 10.0, aim: float = 5.0, aim_with_ball: bool = False, keep_aim: bool = False):
+                 dead_band: float = 10.0, aim: float = 5.0, aim_with_ball: bool = False):
         self.ale = env.unwrapped.ale
         self.buttons = self.ale.getMinimalActionSet()
         self.planner = ale_py.ALEInterface()
@@ -76,7 +76,6 @@ class PongTeacher:
         self.horizon, self.steep_bonus, self.braking, self.dead_band = horizon, steep_bonus, braking, dead_band
         self.aim = aim  # rows above the paddle's middle where it meets the ball
         self.aim_with_ball = aim_with_ball  # aim below the middle instead where the ball arrives moving up
-        self.keep_aim = keep_aim  # while planning, its best is its aim's action alone where that is as good as any
         self.previous = None
 
     def reset(self) -> None:
@@ -113,8 +112,6 @@ class PongTeacher:
             scores[plan[0]] = max(scores.get(plan[0], -1.0), self._outcome(plan, steps_left + 3))
         top = max(scores.values())
         best = sum(1 << a for a, score in scores.items() if score == top)
-        if self.keep_aim and scores[default] == top:
-            best = 1 << default
         returning = sum(1 << a for a, score in scores.items() if score >= 1.0) or best
         action = default if scores[default] == top else next(a for a, score in scores.items() if score == top)
         return Choice(action, best, returning, critical=len(set(scores.values())) > 1, steps_left=steps_left)
