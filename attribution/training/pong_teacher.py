@@ -4,11 +4,10 @@ It reads the ball's and its paddle's positions from the Atari's RAM. While the b
 its paddle towards where the ball will meet the paddle's column (walls reflect it), braking for the
 paddle's momentum, so that the ball meets the paddle's upper part, which returns it at an angle
 (with ``aim_with_ball``, the lower part for a ball arriving moving up, which a steep rising ball
-would otherwise rise past). In
-the last ``horizon`` steps before the ball arrives it plans: it tries a few short action sequences
-on a copy of the emulator's state, loaded into a second emulator without sticky actions, and takes
-the first action of the one that returns the ball, a steep return (which the computer's paddle
-often misses) first. Planning without sticky actions makes its choice a function of the state,
+would otherwise rise past). In the last ``horizon`` steps before the ball arrives it plans: it
+tries a few short action sequences on a copy of the emulator's state, loaded into a second
+emulator without sticky actions, and takes the first action of the one that returns the ball, a
+steep return (which the computer's paddle often misses) first. Planning without sticky actions makes its choice a function of the state,
 which the student can learn, where averaging over random repeats made the same state's label
 change from one visit to the next.
 
