@@ -7,9 +7,9 @@ paddle's momentum, so that the ball meets the paddle's upper part, which returns
 would otherwise rise past). In the last ``horizon`` steps before the ball arrives it plans: it
 tries a few short action sequences on a copy of the emulator's state, loaded into a second
 emulator without sticky actions, and takes the first action of the one that returns the ball, a
-steep return (which the computer's paddle often misses) first. Planning without sticky actions makes its choice a function of the state,
-which the student can learn, where averaging over random repeats made the same state's label
-change from one visit to the next.
+steep return (which the computer's paddle often misses) first. Planning without sticky actions
+makes its choice a function of the state, which the student can learn, where averaging over random
+repeats made the same state's label change from one visit to the next.
 
 In games with sticky actions it won +21, +21 and +20 (seeds 1 to 3); aiming at the paddle's middle,
 +18 to +21 in longer games; planning with sticky actions, three tries a sequence, about +14; with
