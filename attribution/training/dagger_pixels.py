@@ -47,6 +47,7 @@ class PixelDAggerConfig:
     teacher_aim: float = 5.0           # rows above its paddle's middle where the teacher meets the ball
     teacher_aim_with_ball: bool = False  # ... below the middle instead where the ball arrives moving up
     teacher_steep_bonus: float = 0.3   # how much more the teacher's planning values a steep return than a flat one
+    teacher_dead_band: float = 10.0    # rows from its target within which the teacher's paddle stays still
     gamma: float = 0.99                # the value head's discount
     conv: tuple[tuple[int, int, int], ...] = ((16, 8, 4), (32, 4, 2))   # (filters, kernel, stride)
     hidden: int = 256
@@ -98,7 +99,7 @@ class _Player:
         # with a critic, the teacher only labels the states before the critic's, where it does not plan
         self.teacher = PongTeacher(self.env, horizon=0 if config.critic_rollouts else config.teacher_horizon,
                                    aim=config.teacher_aim, aim_with_ball=config.teacher_aim_with_ball,
-                                   steep_bonus=config.teacher_steep_bonus)
+                                   steep_bonus=config.teacher_steep_bonus, dead_band=config.teacher_dead_band)
         self.observation, _ = self.env.reset(seed=seed)
         self.model = build_pixel_student(self.observation.shape, int(self.env.action_space.n), config)
         self.act = tf.function(lambda obs: tf.argmax(self.model(tf.cast(obs, tf.float32))["logits"], axis=1),

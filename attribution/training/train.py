@@ -104,7 +104,8 @@ RANGES = {  # what ``--set`` accepts per field of the configs; a number field no
     "gamma": DISCOUNT, "tau": DISCOUNT, "gae_lambda": FRACTION, "teacher_share": FRACTION,
     "learning_rate": ABOVE_ZERO, "final_learning_rate": ABOVE_ZERO, "clip": ABOVE_ZERO, "max_grad_norm": ABOVE_ZERO,
     "entropy_coef": ZERO_OR_MORE, "value_coef": ZERO_OR_MORE, "critical_weight": ZERO_OR_MORE,
-    "teacher_steep_bonus": ZERO_OR_MORE, "exploration_noise": ZERO_OR_MORE, "policy_noise": ZERO_OR_MORE,
+    "teacher_steep_bonus": ZERO_OR_MORE, "teacher_dead_band": ZERO_OR_MORE, "exploration_noise": ZERO_OR_MORE,
+    "policy_noise": ZERO_OR_MORE,
     "noise_clip": ZERO_OR_MORE, "safe_time": ZERO_OR_MORE, "min_gap": ZERO_OR_MORE, "hidden": COUNT,
     "critic_rollouts": ZERO_OR_MORE, "critic_horizon": COUNT, "critic_margin": ZERO_OR_MORE,
 }
