@@ -3,7 +3,7 @@
 import numpy as np
 
 from attribution.rl.environments import make_env
-from attribution.training.pong_rollouts import FIRST_ACTIONS, RolloutCritic
+from attribution.training.pong_rollouts import FIRST_ACTIONS, RolloutCritic, _frame_stack, copy_state
 from attribution.training.pong_teacher import BALL_Y, PADDLE_Y, UP, PongTeacher
 
 
@@ -43,3 +43,13 @@ def test_a_ball_the_paddle_cannot_reach_is_worth_nothing_whatever_the_first_acti
             return
         env.step(UP)
     raise AssertionError("no ball came in far below the paddle")
+
+
+def test_a_copy_of_the_game_has_its_emulator_and_its_frames():
+    played, copy = make_env("ALE/Pong-v5"), make_env("ALE/Pong-v5")
+    played.reset(seed=5), copy.reset(seed=6)
+    for _ in range(30):
+        observation, _, _, _, _ = played.step(UP)
+    copy_state(played, copy)
+    np.testing.assert_array_equal(copy.unwrapped.ale.getRAM(), played.unwrapped.ale.getRAM())
+    np.testing.assert_array_equal(np.asarray(_frame_stack(copy).obs_queue), observation)

@@ -8,7 +8,7 @@ import pytest
 
 from attribution.rl.policies import load_policy_file
 from attribution.training import ppo, train
-from attribution.training.dagger_pixels import set_cross_entropy
+from attribution.training.dagger_pixels import PixelDAggerConfig, _Player, set_cross_entropy
 
 
 def test_running_mean_std_matches_numpy_over_batches():
@@ -74,7 +74,7 @@ def test_a_short_pixel_training_run_writes_a_loadable_pong_policy_that_can_be_tr
     first = json.loads((tmp_path / "a" / "ALE_Pong-v5.json").read_text())
     train.main(["ALE/Pong-v5", "--total-steps", "200", "--eval-episodes", "1", "--out", str(tmp_path),
                 "--resume", str(tmp_path / "a" / "ALE_Pong-v5.keras"),
-                "--set", "learning_rate=3e-4", "teacher_horizon=5", "critic_rollouts=1"])
+                "--set", "learning_rate=3e-4", "teacher_horizon=5", "critic_rollouts=1", "branch_horizon=4"])
     sidecar = json.loads((tmp_path / "ALE_Pong-v5.json").read_text())
     assert sidecar["config"]["first_round"] == first["config"]["rounds"] == 10
     assert sidecar["config"]["learning_rate"] == 3e-4 and first["config"]["learning_rate"] == 1e-3
@@ -83,10 +83,25 @@ def test_a_short_pixel_training_run_writes_a_loadable_pong_policy_that_can_be_tr
     assert sidecar["training_minutes"] >= first["training_minutes"]
     assert sidecar["training_steps"] == 600 and sidecar["eval_episodes"] == 1 and sidecar["feature_names"] is None
     assert sidecar["training_method"] == (f"{first['training_method']}; then 200 more steps with "
-                                          "learning_rate=3e-4, teacher_horizon=5, critic_rollouts=1")
+                                          "learning_rate=3e-4, teacher_horizon=5, critic_rollouts=1, branch_horizon=4")
     assert len(sidecar["reference_states"]) <= 8
     policy = load_policy_file(tmp_path / "ALE_Pong-v5.keras", "ALE/Pong-v5")
     assert policy.info.heads == ("logits", "value") and policy.info.median_state.shape == (4, 84, 84)
+
+
+def test_branches_add_the_states_other_moves_lead_to_and_leave_the_game_played_as_it_was():
+    """Two players from one seed, the teacher acting: the one that branches plays the same states, and
+    after them the states the other moves lead to, labelled, their returns unknown (NaN)."""
+    config = PixelDAggerConfig(teacher_horizon=2)
+    branching = _Player("ALE/Pong-v5", 0, dataclasses.replace(config, branch_horizon=4))
+    plain = _Player("ALE/Pong-v5", 0, config)
+    played = branching.play(branching.model.get_weights(), 300, 1.0)
+    expected = plain.play(plain.model.get_weights(), 300, 1.0)
+    np.testing.assert_array_equal(played["states"][:300], expected["states"])
+    np.testing.assert_array_equal(played["labels"][:300], expected["labels"])
+    assert len(expected["states"]) == 300 < len(played["states"]) <= 300 + 300 // 4
+    assert np.isnan(played["returns"][300:]).all() and not np.isnan(played["returns"][:300]).any()
+    assert (played["labels"][300:, 0] > 0).all()   # each branch has the teacher's best actions
 
 
 def test_a_short_driving_run_writes_a_loadable_policy_with_its_crash_rate(tmp_path):

@@ -13,7 +13,10 @@ first actions leading to different outcomes: where the student lost its points) 
 ``critical_weight`` times the others in that loss. A value head learns the discounted score from each
 state. With ``critic_rollouts``, the states just before the ball arrives are labelled instead by the
 student's own rollouts (``pong_rollouts.RolloutCritic``): the best action where it beats the student's
-by ``critic_margin``, else the student's own. Run through ``python -m attribution.training.train``.
+by ``critic_margin``, else the student's own. With ``branch_horizon``, in the last steps before the ball
+arrives the states each other move (of stay, up, down) leads to are also labelled and learnt from: the
+states one mistake away, where a student that seldom errs otherwise has few examples. Run through
+``python -m attribution.training.train``.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ import numpy as np
 import tensorflow as tf
 
 from attribution.rl.environments import make_env
-from attribution.training.pong_rollouts import FIRST_ACTIONS, RolloutCritic
+from attribution.training.pong_rollouts import FIRST_ACTIONS, RolloutCritic, copy_state
 from attribution.training.pong_teacher import PongTeacher
 from attribution.training.ppo import gae
 
@@ -57,6 +60,8 @@ class PixelDAggerConfig:
     critic_rollouts: int = 0           # > 0: near the paddle, label by this many rollouts an action (pong_rollouts.py)
     critic_horizon: int = 5            # ... in this many last steps before the ball reaches the paddle
     critic_margin: float = 0.3         # ... where the best action's value beats the student's by this; else its own
+    branch_horizon: int = 0            # > 0: in this many last steps before the ball arrives, also learn the states
+                                       # the other moves lead to (at most a quarter as many as the states played)
 
 
 def build_pixel_student(obs_shape: tuple[int, ...], n_actions: int, config: PixelDAggerConfig) -> keras.Model:
@@ -92,8 +97,6 @@ class _Player:
     """One worker's environment, teacher and copy of the student; it keeps its episode across rounds."""
 
     def __init__(self, env_id: str, seed: int, config: PixelDAggerConfig):
-        tf.config.threading.set_intra_op_parallelism_threads(1)
-        tf.config.threading.set_inter_op_parallelism_threads(1)
         self.rng = np.random.default_rng(seed)
         self.env = make_env(env_id)
         # with a critic, the teacher only labels the states before the critic's, where it does not plan
@@ -108,6 +111,29 @@ class _Player:
         self.critic = RolloutCritic(env_id, lambda obs: self.act(obs).numpy(), config.critic_rollouts, seed=seed) \
             if config.critic_rollouts else None
         self.critic_horizon, self.critic_margin = config.critic_horizon, config.critic_margin
+        self.branch_horizon = config.branch_horizon
+        if self.branch_horizon:
+            self.branch = make_env(env_id)
+            self.branch.reset(seed=seed + 1)
+            self.branch_teacher = PongTeacher(self.branch, horizon=config.teacher_horizon, aim=config.teacher_aim,
+                                              aim_with_ball=config.teacher_aim_with_ball,
+                                              steep_bonus=config.teacher_steep_bonus,
+                                              dead_band=config.teacher_dead_band)
+
+    def _branches(self, taken: int) -> list[tuple[np.ndarray, tuple[int, int, int]]]:
+        """The observations each move of stay, up and down other than ``taken`` leads to from this state,
+        on a copy of the game, with the teacher's labels there."""
+        branches = []
+        for move in FIRST_ACTIONS:
+            if move == SAME_MOVE.get(taken, taken):
+                continue
+            copy_state(self.env, self.branch)
+            observation, _, terminated, truncated, _ = self.branch.step(move)
+            if not (terminated or truncated):
+                self.branch_teacher.previous = self.teacher.previous
+                choice = self.branch_teacher.choose()
+                branches.append((observation, (choice.best, choice.returning, choice.critical)))
+        return branches
 
     def _critic_label(self, student: int) -> tuple[int, int, bool]:
         """The critic's label for this state: its best actions where they beat the student's by the
@@ -122,12 +148,14 @@ class _Player:
     def play(self, weights, steps: int, share: float) -> dict:
         """``steps`` steps, the teacher's action taken with probability ``share``: the states (uint8),
         the teacher's labels, each state's discounted score, finished games' scores, and how often the
-        student's action was one of the teacher's best."""
+        student's action was one of the teacher's best. With branches, the states the other moves lead
+        to follow the ``steps`` played (up to ``steps // 4`` of them), their returns NaN (not known)."""
         self.model.set_weights(weights)
-        states = np.zeros((steps, *self.observation.shape), np.uint8)
-        labels = np.zeros((steps, 3), np.uint8)  # the teacher's best and returning actions as bit masks, critical
+        branch_room = steps // 4 if self.branch_horizon else 0
+        states = np.zeros((steps + branch_room, *self.observation.shape), np.uint8)
+        labels = np.zeros((len(states), 3), np.uint8)  # the teacher's best and returning actions as bit masks, critical
         rewards, ended = np.zeros(steps, np.float32), np.zeros(steps, np.float32)
-        games, agreed, critical_agreed = [], 0, 0
+        games, agreed, critical_agreed, branched = [], 0, 0, steps
         for t in range(steps):
             choice = self.teacher.choose()
             student = int(self.act(self.observation[None])[0])
@@ -137,6 +165,10 @@ class _Player:
             agreed += int(labels[t, 0] >> student) & 1
             critical_agreed += int(labels[t, 2] and (labels[t, 0] >> student) & 1)
             action = choice.action if self.rng.random() < share else student
+            if 0 < choice.steps_left <= self.branch_horizon:
+                for observation, label in self._branches(action)[:len(states) - branched]:
+                    states[branched], labels[branched] = observation, label
+                    branched += 1
             self.observation, rewards[t], terminated, truncated, _ = self.env.step(action)
             self.score += rewards[t]
             if terminated or truncated:
@@ -148,8 +180,9 @@ class _Player:
         ended[-1] = 1.0  # the episode the round stops in counts as ended
         returns = gae({"rewards": rewards[:, None], "values": np.zeros((steps, 1), np.float32),
                        "dones": ended[:, None]}, np.zeros(1, np.float32), self.gamma, 1.0)[:, 0]
-        return {"states": states, "labels": labels, "returns": returns, "games": games, "agreed": agreed,
-                "critical_agreed": critical_agreed}
+        returns = np.concatenate([returns, np.full(branched - steps, np.nan, np.float32)])
+        return {"states": states[:branched], "labels": labels[:branched], "returns": returns, "games": games,
+                "agreed": agreed, "critical_agreed": critical_agreed}
 
 
 _player: _Player | None = None
@@ -157,6 +190,8 @@ _player: _Player | None = None
 
 def _start_player(env_id: str, seed: int, config: PixelDAggerConfig, started) -> None:
     global _player
+    tf.config.threading.set_intra_op_parallelism_threads(1)
+    tf.config.threading.set_inter_op_parallelism_threads(1)
     with started.get_lock():
         index, started.value = started.value, started.value + 1
     _player = _Player(env_id, seed + 1000 * config.first_round + index, config)
@@ -178,7 +213,8 @@ def train_dagger_pixels(env_id: str, seed: int, config: PixelDAggerConfig):
         model.set_weights(keras.saving.load_model(config.initial_model, compile=False).get_weights())
     optimizer = keras.optimizers.Adam(config.learning_rate)
     per_worker = config.total_steps // config.rounds // config.workers
-    states = np.zeros((per_worker * config.workers * config.rounds, *shape), np.uint8)
+    per_round = (per_worker + (per_worker // 4 if config.branch_horizon else 0)) * config.workers
+    states = np.zeros((per_round * config.rounds, *shape), np.uint8)
     labels = np.zeros((len(states), 3), np.uint8)
     value_targets = np.zeros(len(states), np.float32)
 
@@ -189,7 +225,9 @@ def train_dagger_pixels(env_id: str, seed: int, config: PixelDAggerConfig):
             out = model(tf.cast(obs, tf.float32), training=True)
             weight = 1.0 + (config.critical_weight - 1.0) * tf.cast(label[:, 2], tf.float32)
             policy_loss = tf.reduce_sum(weight * set_cross_entropy(out["logits"], label[:, :2])) / tf.reduce_sum(weight)
-            value_loss = tf.reduce_mean((out["value"][:, 0] - value_target) ** 2)
+            known = ~tf.math.is_nan(value_target)  # a branch's return is not known
+            error = tf.where(known, out["value"][:, 0] - value_target, 0.0)
+            value_loss = tf.reduce_sum(error ** 2) / tf.maximum(tf.reduce_sum(tf.cast(known, tf.float32)), 1.0)
             loss = policy_loss + 0.5 * value_loss
         optimizer.apply(tape.gradient(loss, model.trainable_variables), model.trainable_variables)
         return policy_loss, value_loss
@@ -201,12 +239,12 @@ def train_dagger_pixels(env_id: str, seed: int, config: PixelDAggerConfig):
             share = config.teacher_share ** (config.first_round + round_index)
             played = pool.map(_play, [(model.get_weights(), per_worker, share)] * config.workers, chunksize=1)
             for part in played:
-                end = filled + per_worker
+                end = filled + len(part["states"])
                 states[filled:end], labels[filled:end], value_targets[filled:end] = (
                     part["states"], part["labels"], part["returns"])
                 filled, games = end, games + part["games"]
             agreed = sum(part["agreed"] for part in played) / (per_worker * config.workers)
-            critical = int(labels[filled - per_worker * config.workers:filled, 2].sum())
+            critical = sum(int(part["labels"][:per_worker, 2].sum()) for part in played)
             critical_agreed = sum(part["critical_agreed"] for part in played) / max(critical, 1)
             progress = round_index / max(config.rounds - 1, 1)
             optimizer.learning_rate.assign(
@@ -223,4 +261,4 @@ def train_dagger_pixels(env_id: str, seed: int, config: PixelDAggerConfig):
                   f"states), last games {recent} ({len(games)} in all), losses {float(losses[0]):.3f} / "
                   f"{float(losses[1]):.3f}, {(time.time() - start) / 60:.1f} min",
                   file=sys.stderr, flush=True)
-    return model, None, filled
+    return model, None, per_worker * config.workers * config.rounds

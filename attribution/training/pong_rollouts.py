@@ -29,6 +29,15 @@ def _frame_stack(env):
     return env
 
 
+def copy_state(source, target) -> None:
+    """Put ``target`` (another ``make_env`` of the same game) in ``source``'s state: the emulator's and the
+    frames the student sees."""
+    target.unwrapped.ale.restoreState(source.unwrapped.ale.cloneState())
+    stack = _frame_stack(target).obs_queue
+    stack.clear()
+    stack.extend(_frame_stack(source).obs_queue)
+
+
 class RolloutCritic:
     """``values(env)`` -> (3,) the mean outcome of STAY, UP and DOWN from ``env``'s current state, which
     must have the ball coming towards the agent's paddle (a ball moving away counts as returned).
@@ -42,18 +51,13 @@ class RolloutCritic:
             copy.reset(seed=seed * 1000 + index)
 
     def values(self, env) -> np.ndarray:
-        start = env.unwrapped.ale.cloneState()
-        frames = list(_frame_stack(env).obs_queue)
         n = len(self.copies)
-        observations = np.zeros((n, *np.shape(frames)), np.uint8)
+        observations = np.zeros((n, *env.observation_space.shape), np.uint8)
         outcome = np.full(n, np.nan)
         returned = np.zeros(n, bool)
         ball_x = np.zeros(n, int)
         for copy in self.copies:
-            copy.unwrapped.ale.restoreState(start)
-            stack = _frame_stack(copy).obs_queue
-            stack.clear()
-            stack.extend(frames)
+            copy_state(env, copy)
         ball_x[:] = int(env.unwrapped.ale.getRAM()[BALL_X])
         actions = np.repeat(FIRST_ACTIONS, self.per_action)
         for _ in range(self.max_steps):
