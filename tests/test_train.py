@@ -70,7 +70,8 @@ def test_a_short_training_run_writes_a_loadable_policy_with_its_sidecar(tmp_path
 
 
 def test_a_short_pixel_training_run_writes_a_loadable_pong_policy_that_can_be_trained_on(tmp_path):
-    train.main(["ALE/Pong-v5", "--total-steps", "400", "--eval-episodes", "1", "--out", str(tmp_path / "a")])
+    train.main(["ALE/Pong-v5", "--total-steps", "400", "--eval-episodes", "1", "--out", str(tmp_path / "a"),
+                "--set", "teacher_aim=7"])
     first = json.loads((tmp_path / "a" / "ALE_Pong-v5.json").read_text())
     train.main(["ALE/Pong-v5", "--total-steps", "200", "--eval-episodes", "1", "--out", str(tmp_path),
                 "--resume", str(tmp_path / "a" / "ALE_Pong-v5.keras"),
@@ -80,6 +81,7 @@ def test_a_short_pixel_training_run_writes_a_loadable_pong_policy_that_can_be_tr
     assert sidecar["config"]["learning_rate"] == 3e-4 and first["config"]["learning_rate"] == 1e-3
     assert sidecar["config"]["teacher_horizon"] == 5 and first["config"]["teacher_horizon"] == 4
     assert sidecar["config"]["critic_rollouts"] == 1 and first["config"]["critic_rollouts"] == 0
+    assert sidecar["config"]["teacher_aim"] == first["config"]["teacher_aim"] == 7   # kept from the first run
     assert sidecar["training_minutes"] >= first["training_minutes"]
     assert sidecar["training_steps"] == 600 and sidecar["eval_episodes"] == 1 and sidecar["feature_names"] is None
     assert sidecar["training_method"] == (f"{first['training_method']}; then 200 more steps with "

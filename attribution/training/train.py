@@ -112,6 +112,17 @@ RANGES = {  # what ``--set`` accepts per field of the configs; a number field no
 }
 
 
+def resumed_config(config: PixelDAggerConfig, trained: dict, model_path: str) -> PixelDAggerConfig:
+    """The config to go on training a policy with: the one it was trained with (``trained``, from its
+    sidecar), but ``config``'s length, starting from ``model_path`` at the round after its last."""
+    kept = {field.name: trained[field.name] for field in dataclasses.fields(config)
+            if field.name in trained and field.name not in ("total_steps", "initial_model", "first_round")}
+    if "conv" in kept:  # JSON gives lists
+        kept["conv"] = tuple(tuple(layer) for layer in kept["conv"])
+    return dataclasses.replace(config, **kept, initial_model=model_path,
+                               first_round=trained.get("first_round", 0) + trained["rounds"])
+
+
 def with_overrides(config, assignments: list[str]):
     """``config`` with each ``"field=value"`` applied, the value read as the field's type (int, float, bool
     or str) and checked against ``RANGES``. Raises ValueError naming what was expected and what was received."""
@@ -150,8 +161,9 @@ def main(argv=None) -> None:
                         help="override fields of the environment's config (a number or a word each), e.g. "
                              "--set learning_rate=3e-4 teacher_horizon=6; the sidecar records the config used")
     parser.add_argument("--resume", metavar="POLICY.keras",
-                        help="Pong: go on training a policy this command wrote (its sidecar beside it), its "
-                             "rounds going on from where it stopped; its steps and minutes count in the new sidecar")
+                        help="Pong: go on training a policy this command wrote (its sidecar beside it) with the "
+                             "config it was trained with (--set changes it), its rounds going on from where it "
+                             "stopped; its steps and minutes count in the new sidecar")
     parser.add_argument("--out", default=str(POLICY_DIR), help="folder for ENV_ID.keras and ENV_ID.json")
     parser.add_argument("--eval-episodes", type=int, help="default: 100, or 20 for an image environment")
     parser.add_argument("--checkpoint-every", type=int, default=0, metavar="N",
@@ -168,12 +180,6 @@ def main(argv=None) -> None:
         parser.error(f"--checkpoint-every works with PPO-trained environments "
                      f"({', '.join(e for e, c in CONFIGS.items() if isinstance(c, PPOConfig))}); "
                      f"{args.env_id} is trained with {type(config).__name__.removesuffix('Config')}.")
-    if args.total_steps is not None:
-        config = dataclasses.replace(config, total_steps=args.total_steps)
-    try:
-        config = with_overrides(config, args.set)
-    except ValueError as error:
-        parser.error(str(error))
     before = {"training_steps": 0, "training_minutes": 0.0}
     if args.resume:
         if not isinstance(config, PixelDAggerConfig):
@@ -184,8 +190,13 @@ def main(argv=None) -> None:
             parser.error(f"--resume needs a policy this command wrote, with its sidecar beside it; {sidecar} is "
                          f"not there.")
         before = json.loads(sidecar.read_text())
-        done = before["config"].get("first_round", 0) + before["config"]["rounds"]
-        config = dataclasses.replace(config, initial_model=args.resume, first_round=done)
+        config = resumed_config(config, before["config"], args.resume)
+    if args.total_steps is not None:
+        config = dataclasses.replace(config, total_steps=args.total_steps)
+    try:
+        config = with_overrides(config, args.set)
+    except ValueError as error:
+        parser.error(str(error))
     print(f"training {args.env_id}, seed {args.seed}: {config}", file=sys.stderr)
     start = time.time()
     extra = {"checkpoints": Checkpoints(args.env_id, Path(args.out) / "checkpoints", args.checkpoint_every,
