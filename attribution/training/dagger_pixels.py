@@ -38,19 +38,19 @@ from attribution.training.ppo import gae
 
 @dataclasses.dataclass(frozen=True)
 class PixelDAggerConfig:
-    total_steps: int = 400_000         # agent steps over all rounds (4 frames each)
+    total_steps: int = 500_000         # agent steps over all rounds (4 frames each)
     rounds: int = 10
     teacher_share: float = 0.5         # round k takes the teacher's action with probability teacher_share ** k
-    epochs: int = 3                    # passes over all the states so far, per round
+    epochs: int = 4                    # passes over all the states so far, per round
     minibatch: int = 128
     learning_rate: float = 1e-3       # the first round's, falling geometrically to final_learning_rate in the last
     final_learning_rate: float = 1e-4
     critical_weight: float = 5.0       # the weight of a state where the teacher's first actions differ in outcome
     teacher_horizon: int = 4           # the teacher plans the last steps before the ball reaches its paddle
-    teacher_aim: float = 5.0           # rows above its paddle's middle where the teacher meets the ball
-    teacher_aim_with_ball: bool = False  # ... below the middle instead where the ball arrives moving up
-    teacher_steep_bonus: float = 0.3   # how much more the teacher's planning values a steep return than a flat one
-    teacher_dead_band: float = 10.0    # rows from its target within which the teacher's paddle stays still
+    teacher_aim: float = 7.0           # rows above its paddle's middle where the teacher meets the ball
+    teacher_aim_with_ball: bool = True  # ... below the middle instead where the ball arrives moving up
+    teacher_steep_bonus: float = 0.0   # how much more the teacher's planning values a steep return than a flat one
+    teacher_dead_band: float = 14.0    # rows from its target within which the teacher's paddle stays still
     gamma: float = 0.99                # the value head's discount
     conv: tuple[tuple[int, int, int], ...] = ((16, 8, 4), (32, 4, 2))   # (filters, kernel, stride)
     hidden: int = 256
