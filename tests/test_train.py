@@ -91,6 +91,16 @@ def test_a_short_pixel_training_run_writes_a_loadable_pong_policy_that_can_be_tr
     assert policy.info.heads == ("logits", "value") and policy.info.median_state.shape == (4, 84, 84)
 
 
+def test_going_on_training_keeps_the_sidecars_config_but_not_its_length_and_starts_after_its_rounds():
+    trained = {"total_steps": 7, "rounds": 4, "first_round": 10, "teacher_aim": 3.0, "conv": [[8, 4, 2]],
+               "initial_model": "older.keras", "a_field_since_removed": 1}
+    config = train.resumed_config(PixelDAggerConfig(), trained, "policy.keras")
+    assert (config.teacher_aim, config.conv, config.first_round, config.initial_model) == (
+        3.0, ((8, 4, 2),), 14, "policy.keras")
+    assert config.total_steps == PixelDAggerConfig().total_steps
+    assert config.teacher_dead_band == PixelDAggerConfig().teacher_dead_band   # not in the sidecar
+
+
 def test_branches_add_the_states_other_moves_lead_to_and_leave_the_game_played_as_it_was():
     """Two players from one seed, the teacher acting: the one that branches plays the same states, and
     after them the states the other moves lead to, labelled, their returns unknown (NaN)."""

@@ -114,7 +114,8 @@ RANGES = {  # what ``--set`` accepts per field of the configs; a number field no
 
 def resumed_config(config: PixelDAggerConfig, trained: dict, model_path: str) -> PixelDAggerConfig:
     """The config to go on training a policy with: the one it was trained with (``trained``, from its
-    sidecar), but ``config``'s length, starting from ``model_path`` at the round after its last."""
+    sidecar; a field it does not name keeps ``config``'s), but ``config``'s length, starting from
+    ``model_path`` at the round after its last."""
     kept = {field.name: trained[field.name] for field in dataclasses.fields(config)
             if field.name in trained and field.name not in ("total_steps", "initial_model", "first_round")}
     if "conv" in kept:  # JSON gives lists
