@@ -93,6 +93,11 @@ def set_cross_entropy(logits, allowed_bits):
 SAME_MOVE = {1: 0, 4: 2, 5: 3}  # FIRE only serves, so fire, up and fire, down and fire move as stay, up, down
 
 
+def _teacher(env, config: PixelDAggerConfig, horizon: int) -> PongTeacher:
+    return PongTeacher(env, horizon=horizon, aim=config.teacher_aim, aim_with_ball=config.teacher_aim_with_ball,
+                       steep_bonus=config.teacher_steep_bonus, dead_band=config.teacher_dead_band)
+
+
 class _Player:
     """One worker's environment, teacher and copy of the student; it keeps its episode across rounds."""
 
@@ -100,9 +105,7 @@ class _Player:
         self.rng = np.random.default_rng(seed)
         self.env = make_env(env_id)
         # with a critic, the teacher only labels the states before the critic's, where it does not plan
-        self.teacher = PongTeacher(self.env, horizon=0 if config.critic_rollouts else config.teacher_horizon,
-                                   aim=config.teacher_aim, aim_with_ball=config.teacher_aim_with_ball,
-                                   steep_bonus=config.teacher_steep_bonus, dead_band=config.teacher_dead_band)
+        self.teacher = _teacher(self.env, config, horizon=0 if config.critic_rollouts else config.teacher_horizon)
         self.observation, _ = self.env.reset(seed=seed)
         self.model = build_pixel_student(self.observation.shape, int(self.env.action_space.n), config)
         self.act = tf.function(lambda obs: tf.argmax(self.model(tf.cast(obs, tf.float32))["logits"], axis=1),
@@ -115,10 +118,7 @@ class _Player:
         if self.branch_horizon:
             self.branch = make_env(env_id)
             self.branch.reset(seed=seed + 1)
-            self.branch_teacher = PongTeacher(self.branch, horizon=config.teacher_horizon, aim=config.teacher_aim,
-                                              aim_with_ball=config.teacher_aim_with_ball,
-                                              steep_bonus=config.teacher_steep_bonus,
-                                              dead_band=config.teacher_dead_band)
+            self.branch_teacher = _teacher(self.branch, config, horizon=config.teacher_horizon)
 
     def _branches(self, taken: int) -> list[tuple[np.ndarray, tuple[int, int, int]]]:
         """The observations each move of stay, up and down other than ``taken`` leads to from this state,
