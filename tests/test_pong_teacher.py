@@ -15,6 +15,7 @@ from attribution.training.pong_teacher import (
     UP,
     WALLS,
     PongTeacher,
+    delay_chances,
     meeting_row,
 )
 
@@ -90,3 +91,34 @@ def test_aiming_with_the_ball_meets_a_rising_ball_below_the_paddles_middle(aim_w
     assert len(below[1]) >= 3 and len(below[-1]) >= 3
     assert np.median(below[1]) < 0
     assert (np.median(below[-1]) > 0) == aim_with_ball
+
+
+def test_a_new_action_comes_late_by_each_number_of_frames_with_the_chance_of_repeating_the_old_one():
+    """v5's sticky actions repeat the previous frame's action with chance 0.25 each frame: on time 3 in 4,
+    one frame late 3 in 16, two or more the rest; no delays asked, always on time."""
+    assert delay_chances(2, 0.25) == ((0, 0.75), (1, 0.1875), (2, 0.0625))
+    assert delay_chances(0, 0.25) == ((0, 1.0),)
+    assert sum(chance for _, chance in delay_chances(5, 0.3)) == pytest.approx(1.0)
+
+
+def test_a_plan_played_with_a_late_switch_moves_the_paddle_later():
+    """On the planner, pressing UP after staying moves the paddle up (its y falls) less in one step when
+    the switch comes two frames late; a teacher remembers the action it played last, STAY after a reset."""
+    env = make_env("ALE/Pong-v5")
+    env.reset(seed=0)
+    teacher = PongTeacher(env, sticky_delay=2)
+    assert teacher.delays == delay_chances(2, 0.25)
+    for _ in range(60):  # the paddle away from the top wall
+        env.step(DOWN)
+    start, paddle = env.unwrapped.ale.cloneState(), int(env.unwrapped.ale.getRAM()[PADDLE_Y])
+    moved = {}
+    for delay in (0, 2):
+        teacher.planner.restoreState(start)
+        teacher._play((UP,), 1, delay)
+        moved[delay] = paddle - int(teacher.planner.getRAM()[PADDLE_Y])
+    assert moved[0] > moved[2] >= 0, moved
+    action = teacher.act()
+    assert teacher.last_action == action
+    teacher.reset()
+    assert teacher.last_action == STAY
+    env.close()

@@ -51,6 +51,7 @@ class PixelDAggerConfig:
     teacher_aim_with_ball: bool = True  # ... below the middle instead where the ball arrives moving up
     teacher_steep_bonus: float = 0.0   # how much more the teacher's planning values a steep return than a flat one
     teacher_dead_band: float = 14.0    # rows from its target within which the teacher's paddle stays still
+    teacher_sticky_delay: int = 2      # its plans are scored over switches of action 0 to this many frames late
     gamma: float = 0.99                # the value head's discount
     conv: tuple[tuple[int, int, int], ...] = ((16, 8, 4), (32, 4, 2))   # (filters, kernel, stride)
     hidden: int = 256
@@ -95,7 +96,8 @@ SAME_MOVE = {1: 0, 4: 2, 5: 3}  # FIRE only serves, so fire, up and fire, down a
 
 def _teacher(env, config: PixelDAggerConfig, horizon: int) -> PongTeacher:
     return PongTeacher(env, horizon=horizon, aim=config.teacher_aim, aim_with_ball=config.teacher_aim_with_ball,
-                       steep_bonus=config.teacher_steep_bonus, dead_band=config.teacher_dead_band)
+                       steep_bonus=config.teacher_steep_bonus, dead_band=config.teacher_dead_band,
+                       sticky_delay=config.teacher_sticky_delay)
 
 
 class _Player:
@@ -130,7 +132,7 @@ class _Player:
             copy_state(self.env, self.branch)
             observation, _, terminated, truncated, _ = self.branch.step(move)
             if not (terminated or truncated):
-                self.branch_teacher.previous = self.teacher.previous
+                self.branch_teacher.previous, self.branch_teacher.last_action = self.teacher.previous, move
                 choice = self.branch_teacher.choose()
                 branches.append((observation, (choice.best, choice.returning, choice.critical)))
         return branches
@@ -170,6 +172,7 @@ class _Player:
                     states[branched], labels[branched] = observation, label
                     branched += 1
             self.observation, rewards[t], terminated, truncated, _ = self.env.step(action)
+            self.teacher.last_action = action
             self.score += rewards[t]
             if terminated or truncated:
                 ended[t] = 1.0

@@ -45,7 +45,7 @@ METHODS = {
                    "closing speed; a free lane, or slowing down, when it is short; keep right)"),
     PixelDAggerConfig: ("DAgger from pixels: a small CNN seeing only the stacked frames, imitating a player that reads "
                         "the ball and its paddle from the emulator's memory and plans its last steps before each "
-                        "return on copies of the emulator"),
+                        "return on copies of the emulator, allowing for moves that come a frame or two late"),
 }
 
 CONFIGS: dict[str, PPOConfig | TD3Config | DAggerConfig | PixelDAggerConfig] = {
@@ -108,7 +108,7 @@ RANGES = {  # what ``--set`` accepts per field of the configs; a number field no
     "policy_noise": ZERO_OR_MORE,
     "noise_clip": ZERO_OR_MORE, "safe_time": ZERO_OR_MORE, "min_gap": ZERO_OR_MORE, "hidden": COUNT,
     "critic_rollouts": ZERO_OR_MORE, "critic_horizon": COUNT, "critic_margin": ZERO_OR_MORE,
-    "branch_horizon": ZERO_OR_MORE,
+    "branch_horizon": ZERO_OR_MORE, "teacher_sticky_delay": ZERO_OR_MORE,
 }
 
 
