@@ -122,3 +122,22 @@ def test_a_plan_played_with_a_late_switch_moves_the_paddle_later():
     teacher.reset()
     assert teacher.last_action == STAY
     env.close()
+
+
+def test_allowing_for_late_switches_changes_which_action_is_best_but_not_which_return_on_time():
+    """Beside a teacher planning on time only, on the same states: the late-switch teacher's returning
+    actions hold every action the other returns the ball with, and its best; and somewhere its best
+    differs (a move that returns only if it comes on time is no longer best)."""
+    env = make_env("ALE/Pong-v5")
+    env.reset(seed=2)
+    late, on_time = PongTeacher(env, sticky_delay=2), PongTeacher(env)
+    differed = planned = 0
+    for _ in range(1500):
+        choice, plain = late.choose(), on_time.choose()
+        assert plain.returning & ~choice.returning == 0 and choice.best & ~choice.returning == 0
+        planned += choice.steps_left in range(1, late.horizon + 1)
+        differed += choice.best != plain.best
+        env.step(choice.action)
+        late.last_action = on_time.last_action = choice.action
+    env.close()
+    assert planned > 50 and differed > 0, (planned, differed)

@@ -58,9 +58,10 @@ def meeting_row(x: int, y: int, dx: int, dy: int) -> tuple[float, int] | None:
 
 class Choice(NamedTuple):
     """The teacher's action, and the actions as good as it as bit masks (bit ``a`` set for action ``a``):
-    ``best`` reach its outcome, ``returning`` return the ball (``best`` where none can). ``critical``:
-    the ball is near and its first actions lead to different outcomes, the few states a player must
-    get right. ``steps_left``: the steps until the ball reaches the paddle's column, 0 when it moves away."""
+    ``best`` reach its outcome, ``returning`` return the ball with their switches on time (and ``best``).
+    ``critical``: the ball is near and its first actions lead to different outcomes, the few states a
+    player must get right. ``steps_left``: the steps until the ball reaches the paddle's column, 0 when
+    it moves away."""
     action: int
     best: int
     returning: int
@@ -117,24 +118,27 @@ class PongTeacher:
                  for j in range(1, steps_left + 1)] + [(a,) for a in (STAY, UP, DOWN)]
         start = self.ale.cloneState()
         ceiling = 1.0 + self.steep_bonus  # no outcome is better: a first action that reaches it needs no more tries
-        scores = {}  # first action -> the best outcome reachable from it
+        scores, on_time = {}, {}  # first action -> the best outcome reachable from it, and with switches on time
         for plan in plans:
             if scores.get(plan[0], -1.0) < ceiling:
-                scores[plan[0]] = max(scores.get(plan[0], -1.0), self._outcome(start, plan, steps_left + 3))
+                score, score_on_time = self._outcome(start, plan, steps_left + 3)
+                scores[plan[0]] = max(scores.get(plan[0], -1.0), score)
+                on_time[plan[0]] = max(on_time.get(plan[0], -1.0), score_on_time)
         top = max(scores.values())
         best = sum(1 << a for a, score in scores.items() if score == top)
-        returning = sum(1 << a for a, score in scores.items() if score >= 1.0) or best
+        returning = sum(1 << a for a, score in on_time.items() if score >= 1.0) | best
         action = default if scores[default] == top else next(a for a, score in scores.items() if score == top)
         return Choice(action, best, returning, critical=len(set(scores.values())) > 1, steps_left=steps_left)
 
-    def _outcome(self, start, plan: tuple[int, ...], steps: int) -> float:
+    def _outcome(self, start, plan: tuple[int, ...], steps: int) -> tuple[float, float]:
         """The outcome of ``plan`` from the emulator state ``start`` (``_play``), averaged over its switches
-        of action coming late by each of ``self.delays``."""
-        outcome = 0.0
+        of action coming late by each of ``self.delays``, and its outcome with them all on time."""
+        outcome = on_time = 0.0
         for delay, chance in self.delays:
             self.planner.restoreState(start)
-            outcome += chance * self._play(plan, steps, delay)
-        return outcome
+            played = self._play(plan, steps, delay)
+            outcome, on_time = outcome + chance * played, played if delay == 0 else on_time
+        return outcome, on_time
 
     def _play(self, plan: tuple[int, ...], steps: int, delay: int) -> float:
         """Play ``plan`` (its last action repeated) for up to ``steps`` steps of 4 frames on the planner,
