@@ -103,8 +103,9 @@ def test_going_on_training_keeps_the_sidecars_config_but_not_its_length_and_star
 
 def test_branches_add_the_states_other_moves_lead_to_and_leave_the_game_played_as_it_was():
     """Two players from one seed, the teacher acting: the one that branches plays the same states, and
-    after them the states the other moves lead to, labelled, their returns unknown (NaN)."""
-    config = PixelDAggerConfig(teacher_horizon=2)
+    after them the states the other moves lead to, labelled, their returns unknown (NaN); the teachers
+    allow for late switches, from the move each was told was played."""
+    config = PixelDAggerConfig(teacher_horizon=2, teacher_sticky_delay=2)
     branching = _Player("ALE/Pong-v5", 0, dataclasses.replace(config, branch_horizon=4))
     plain = _Player("ALE/Pong-v5", 0, config)
     played = branching.play(branching.model.get_weights(), 300, 1.0)

@@ -51,7 +51,7 @@ class PixelDAggerConfig:
     teacher_aim_with_ball: bool = True  # ... below the middle instead where the ball arrives moving up
     teacher_steep_bonus: float = 0.0   # how much more the teacher's planning values a steep return than a flat one
     teacher_dead_band: float = 14.0    # rows from its target within which the teacher's paddle stays still
-    teacher_sticky_delay: int = 2      # its plans are scored over switches of action 0 to this many frames late
+    teacher_sticky_delay: int = 0      # > 0: its plans are scored over switches 0 to this many frames late
     gamma: float = 0.99                # the value head's discount
     conv: tuple[tuple[int, int, int], ...] = ((16, 8, 4), (32, 4, 2))   # (filters, kernel, stride)
     hidden: int = 256

@@ -17,9 +17,9 @@ Without that, nearly every point the teacher lost was one its plan had returned:
 In games with sticky actions it won +21, +21 and +20 (seeds 1 to 3); aiming at the paddle's middle,
 +18 to +21 in longer games; planning with sticky actions, three tries a sequence, about +14; with
 no planning, -5. Without the steep bonus, +7.6 over twelve games (seeds 800 to 811), and aiming 7
-rows with the ball, +15.3 over the same twelve; with a dead band of 14 rows too, +14.2, and +12.5
-without planning; allowing for switches up to 2 frames late as well (``dagger_pixels``' defaults),
-+18.6 ± 2.2.
+rows with the ball, +15.3 over the same twelve; with a dead band of 14 rows too (what the shipped
+student learnt from, ``dagger_pixels``' defaults), +14.2, and +12.5 without planning; allowing for
+switches up to 2 frames late as well, +18.6 ± 2.2, though its students did worse (README).
 
 Near the paddle several first actions often lead to the same outcome, and which one the teacher
 takes is an accident of the order it tries them in; a student asked to copy that disagreed with it

@@ -45,7 +45,7 @@ METHODS = {
                    "closing speed; a free lane, or slowing down, when it is short; keep right)"),
     PixelDAggerConfig: ("DAgger from pixels: a small CNN seeing only the stacked frames, imitating a player that reads "
                         "the ball and its paddle from the emulator's memory and plans its last steps before each "
-                        "return on copies of the emulator, allowing for moves that come a frame or two late"),
+                        "return on copies of the emulator"),
 }
 
 CONFIGS: dict[str, PPOConfig | TD3Config | DAggerConfig | PixelDAggerConfig] = {
