@@ -71,7 +71,8 @@ class Choice(NamedTuple):
 
 class PongTeacher:
     """Acts in one ``make_env("ALE/Pong-v5")`` environment; call ``reset`` at each episode's start and
-    ``act`` (or ``choose``) once per step, before stepping."""
+    ``act`` (or ``choose``) once per step, before stepping; a caller that plays another action than
+    ``act``'s sets ``last_action`` to it (the late switches of ``sticky_delay`` start from it)."""
 
     def __init__(self, env, horizon: int = 4, steep_bonus: float = 0.3, braking: float = 1.0,
                  dead_band: float = 10.0, aim: float = 5.0, aim_with_ball: bool = False, sticky_delay: int = 0):
