@@ -141,3 +141,24 @@ def test_allowing_for_late_switches_changes_which_action_is_best_but_not_which_r
         late.last_action = on_time.last_action = choice.action
     env.close()
     assert planned > 50 and differed > 0, (planned, differed)
+
+
+def test_the_point_is_still_decided_in_the_step_after_the_ball_reaches_the_paddles_column():
+    """The ball bounces off the paddle in the frames after it reaches the paddle's column: a teacher
+    planning down to a step past it (plan_until=-1) finds states there whose moves lead to different
+    outcomes (critical), where the teacher stopping a step before (the default, 1) takes its unplanned move;
+    further from the paddle both choose alike."""
+    env = make_env("ALE/Pong-v5")
+    env.reset(seed=2)
+    through, before = PongTeacher(env, plan_until=-1), PongTeacher(env)
+    decided_at_contact = 0
+    for _ in range(1500):
+        choice, old = through.choose(), before.choose()
+        if choice.steps_left > 0:
+            assert choice == old
+        elif choice.critical:
+            assert not old.critical and choice.steps_left in (0, -1), (choice, old)
+            decided_at_contact += 1
+        env.step(choice.action)
+    env.close()
+    assert decided_at_contact > 0

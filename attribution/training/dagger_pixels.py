@@ -52,6 +52,8 @@ class PixelDAggerConfig:
     teacher_steep_bonus: float = 0.0   # how much more the teacher's planning values a steep return than a flat one
     teacher_dead_band: float = 14.0    # rows from its target within which the teacher's paddle stays still
     teacher_sticky_delay: int = 0      # > 0: its plans are scored over switches 0 to this many frames late
+    teacher_plan_until: int = 1        # it plans down to this many steps before the ball reaches the paddle's column
+                                       # (-1: also the contact itself, a step after; pong_teacher.PongTeacher)
     gamma: float = 0.99                # the value head's discount
     conv: tuple[tuple[int, int, int], ...] = ((16, 8, 4), (32, 4, 2))   # (filters, kernel, stride)
     hidden: int = 256
@@ -97,7 +99,7 @@ SAME_MOVE = {1: 0, 4: 2, 5: 3}  # FIRE only serves, so fire, up and fire, down a
 def _teacher(env, config: PixelDAggerConfig, horizon: int) -> PongTeacher:
     return PongTeacher(env, horizon=horizon, aim=config.teacher_aim, aim_with_ball=config.teacher_aim_with_ball,
                        steep_bonus=config.teacher_steep_bonus, dead_band=config.teacher_dead_band,
-                       sticky_delay=config.teacher_sticky_delay)
+                       sticky_delay=config.teacher_sticky_delay, plan_until=config.teacher_plan_until)
 
 
 class _Player:

@@ -12,14 +12,18 @@ actions makes its choice a function of the state, which the student can learn, w
 random repeats made the same state's label change from one visit to the next. With ``sticky_delay``
 it still allows for them: each sequence is played with every switch of action on time and 1, 2, ...
 frames late, and its outcomes are averaged with the chances v5's sticky actions give those delays.
-Without that, nearly every point the teacher lost was one its plan had returned: a late switch.
+The ball bounces off the paddle in the frames after it reaches the paddle's column, so the point is
+still decided in the step after; with ``plan_until=-1`` it plans that step too. Stopping a step
+before (``plan_until=1``) left the contact to its unplanned move, and nearly every point it lost was
+one its plan had returned: a plan that needed a move in that step, which it then did not make.
 
 In games with sticky actions it won +21, +21 and +20 (seeds 1 to 3); aiming at the paddle's middle,
 +18 to +21 in longer games; planning with sticky actions, three tries a sequence, about +14; with
 no planning, -5. Without the steep bonus, +7.6 over twelve games (seeds 800 to 811), and aiming 7
 rows with the ball, +15.3 over the same twelve; with a dead band of 14 rows too (what the shipped
 student learnt from, ``dagger_pixels``' defaults), +14.2, and +12.5 without planning; allowing for
-switches up to 2 frames late as well, +18.6 ± 2.2, though its students did worse (README).
+switches up to 2 frames late as well, +18.6 ± 2.2, though its students did worse (README); planning
+through the contact instead (``plan_until=-1``, on time), +18.1 ± 1.7.
 
 Near the paddle several first actions often lead to the same outcome, and which one the teacher
 takes is an accident of the order it tries them in; a student asked to copy that disagreed with it
@@ -60,8 +64,8 @@ class Choice(NamedTuple):
     """The teacher's action, and the actions as good as it as bit masks (bit ``a`` set for action ``a``):
     ``best`` reach its outcome, ``returning`` return the ball with their switches on time (and ``best``).
     ``critical``: the ball is near and its first actions lead to different outcomes, the few states a
-    player must get right. ``steps_left``: the steps until the ball reaches the paddle's column, 0 when
-    it moves away."""
+    player must get right. ``steps_left``: the steps until the ball reaches the paddle's column (0 or
+    less once it is there and still coming), 0 when it moves away."""
     action: int
     best: int
     returning: int
@@ -75,7 +79,8 @@ class PongTeacher:
     ``act``'s sets ``last_action`` to it (the late switches of ``sticky_delay`` start from it)."""
 
     def __init__(self, env, horizon: int = 4, steep_bonus: float = 0.3, braking: float = 1.0,
-                 dead_band: float = 10.0, aim: float = 5.0, aim_with_ball: bool = False, sticky_delay: int = 0):
+                 dead_band: float = 10.0, aim: float = 5.0, aim_with_ball: bool = False, sticky_delay: int = 0,
+                 plan_until: int = 1):
         self.ale = env.unwrapped.ale
         self.buttons = self.ale.getMinimalActionSet()
         self.planner = ale_py.ALEInterface()
@@ -83,6 +88,9 @@ class PongTeacher:
         self.planner.setFloat("repeat_action_probability", 0.0)
         self.planner.loadROM(roms.get_rom_path(ROM))  # the RAM addresses above are Pong's
         self.horizon, self.steep_bonus, self.braking, self.dead_band = horizon, steep_bonus, braking, dead_band
+        # it plans while plan_until <= steps_left <= horizon: the ball bounces off the paddle in the frames
+        # after it reaches the column, so 1 leaves the contact itself to the unplanned move and -1 plans it
+        self.plan_until = plan_until
         self.aim = aim  # rows above the paddle's middle where it meets the ball
         self.aim_with_ball = aim_with_ball  # aim below the middle instead where the ball arrives moving up
         # a plan's outcome is averaged over each switch of action coming 0, 1, ... sticky_delay frames late
@@ -108,7 +116,7 @@ class PongTeacher:
         stops_at = paddle + self.braking * speed
         action = STAY if abs(stops_at - target) < self.dead_band else UP if stops_at > target else DOWN
         steps_left = int(np.ceil((PADDLE_COLUMN - x) / dx)) if row is not None else 0
-        if 0 < steps_left <= self.horizon:
+        if row is not None and self.plan_until <= steps_left <= self.horizon:
             return self._plan(steps_left, action)
         return Choice(action, 1 << action, 1 << action, steps_left=steps_left)
 
@@ -122,7 +130,7 @@ class PongTeacher:
         scores, on_time = {}, {}  # first action -> the best outcome reachable from it, and with switches on time
         for plan in plans:
             if scores.get(plan[0], -1.0) < ceiling:
-                score, score_on_time = self._outcome(start, plan, steps_left + 3)
+                score, score_on_time = self._outcome(start, plan, max(steps_left, 0) + 3)
                 scores[plan[0]] = max(scores.get(plan[0], -1.0), score)
                 on_time[plan[0]] = max(on_time.get(plan[0], -1.0), score_on_time)
         top = max(scores.values())
