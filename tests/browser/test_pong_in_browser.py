@@ -13,6 +13,9 @@ def test_pong_steps_in_live_and_opens_in_replay(open_page):
     page = open_page()
     step_in_live(page, "ALE/Pong-v5", 3)
     assert page.locator('img[alt="the environment"]').count() >= 2  # the painted screen and the frame panels
+    # the screen fills its column: Streamlit's markdown draws a picture narrower than its box at its own size
+    fit = page.locator('img[alt="the environment"]').first.evaluate("img => getComputedStyle(img).objectFit")
+    assert fit == "contain"
     assert bar_labels(page) == OBJECT_BARS
     assert "attributions sum to" in page.locator('[data-testid="stAlert"]').filter(has_text="gap").first.inner_text()
 
