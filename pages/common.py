@@ -559,7 +559,7 @@ def feature_bars(settings: Settings, observation, target: int) -> str:
 
 def frame_html(frame: np.ndarray) -> str:
     """The frame inlined as a PNG data URI, as wide as its column. (``st.image`` serves frames as media
-    files that a fast Play can replace before the browser fetches them: a 404 each time.) Streamlit's
-    markdown gives images ``object-fit: scale-down``, which drew a frame narrower than its column at its
-    own size in the middle of a column-sized box: white space around it."""
+    files that a fast Play can replace before the browser fetches them: a 404 each time.) ``contain``
+    overrides Streamlit's markdown ``object-fit: scale-down``, which would draw a frame narrower than its
+    column at its own size, white space around it."""
     return f'<img src="{png_data_url(frame)}" style="width:100%; object-fit:contain" alt="the environment">'
