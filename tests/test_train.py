@@ -8,7 +8,7 @@ import pytest
 
 from attribution.rl.policies import load_policy_file
 from attribution.training import ppo, train
-from attribution.training.dagger_pixels import PixelDAggerConfig, _Player, set_cross_entropy
+from attribution.training.dagger_pixels import PixelDAggerConfig, _Dataset, _Player, set_cross_entropy
 
 
 def test_running_mean_std_matches_numpy_over_batches():
@@ -115,6 +115,34 @@ def test_branches_add_the_states_other_moves_lead_to_and_leave_the_game_played_a
     assert len(expected["states"]) == 300 < len(played["states"]) <= 300 + 300 // 4
     assert np.isnan(played["returns"][300:]).all() and not np.isnan(played["returns"][:300]).any()
     assert (played["labels"][300:, 0] > 0).all()   # each branch has the teacher's best actions
+
+
+def test_keeping_a_share_of_the_easy_states_keeps_every_critical_one_and_weighs_the_others_up():
+    """Two players from one seed, the teacher acting: the one keeping a quarter of the states that are not
+    critical plays the same game, keeps all its critical states and about a quarter of the rest, each
+    of those weighing 4."""
+    config = PixelDAggerConfig(teacher_plan_until=-1)
+    sparse = _Player("ALE/Pong-v5", 0, dataclasses.replace(config, easy_keep=0.25))
+    plain = _Player("ALE/Pong-v5", 0, config)
+    kept = sparse.play(sparse.model.get_weights(), 600, 1.0)
+    every = plain.play(plain.model.get_weights(), 600, 1.0)
+    critical, kept_critical = every["labels"][:, 2] == 1, kept["labels"][:, 2] == 1
+    assert kept["critical"] == every["critical"] == critical.sum() > 0
+    np.testing.assert_array_equal(kept["states"][kept_critical], every["states"][critical])
+    assert 0.1 < (~kept_critical).sum() / (~critical).sum() < 0.45
+    np.testing.assert_array_equal(kept["weights"], np.where(kept_critical, 1.0, 4.0))
+    assert np.isin(kept["returns"], every["returns"]).all() and (every["weights"] == 1).all()
+
+
+def test_the_dataset_grows_when_a_round_brings_more_states_than_it_has_room_for():
+    data = _Dataset(3, (2,))
+    for first in (0, 2, 4):
+        data.add({"states": np.full((2, 2), first, np.uint8), "labels": np.full((2, 3), first, np.uint8),
+                  "returns": np.arange(first, first + 2, dtype=np.float32), "weights": np.full(2, 4.0, np.float32)})
+    assert data.filled == 6 and len(data.states) >= 6
+    np.testing.assert_array_equal(data.returns[:6], np.arange(6))
+    np.testing.assert_array_equal(data.states[:6, 0], [0, 0, 2, 2, 4, 4])
+    assert (data.weights[:6] == 4).all()
 
 
 def test_a_short_driving_run_writes_a_loadable_policy_with_its_crash_rate(tmp_path):

@@ -65,6 +65,8 @@ class PixelDAggerConfig:
     critic_margin: float = 0.3         # ... where the best action's value beats the student's by this; else its own
     branch_horizon: int = 0            # > 0: in this many last steps before the ball arrives, also learn the states
                                        # the other moves lead to (at most a quarter as many as the states played)
+    easy_keep: float = 1.0             # < 1: keep only this share of the states that are not critical, each weighing
+                                       # 1 / easy_keep, so the same time learns from more critical states
 
 
 def build_pixel_student(obs_shape: tuple[int, ...], n_actions: int, config: PixelDAggerConfig) -> keras.Model:
@@ -118,7 +120,7 @@ class _Player:
         self.critic = RolloutCritic(env_id, lambda obs: self.act(obs).numpy(), config.critic_rollouts, seed=seed) \
             if config.critic_rollouts else None
         self.critic_horizon, self.critic_margin = config.critic_horizon, config.critic_margin
-        self.branch_horizon = config.branch_horizon
+        self.branch_horizon, self.easy_keep = config.branch_horizon, config.easy_keep
         if self.branch_horizon:
             self.branch = make_env(env_id)
             self.branch.reset(seed=seed + 1)
@@ -151,9 +153,10 @@ class _Player:
 
     def play(self, weights, steps: int, share: float) -> dict:
         """``steps`` steps, the teacher's action taken with probability ``share``: the states (uint8),
-        the teacher's labels, each state's discounted score, finished games' scores, and how often the
-        student's action was one of the teacher's best. With branches, the states the other moves lead
-        to follow the ``steps`` played (up to ``steps // 4`` of them), their returns NaN (not known)."""
+        the teacher's labels, each state's discounted score and weight, finished games' scores, and how
+        often the student's action was one of the teacher's best. With branches, the states the other
+        moves lead to follow the states played (up to ``steps // 4`` of them), their returns NaN (not
+        known). With ``easy_keep`` < 1, a state that is not critical is kept with that chance."""
         self.model.set_weights(weights)
         branch_room = steps // 4 if self.branch_horizon else 0
         states = np.zeros((steps + branch_room, *self.observation.shape), np.uint8)
@@ -186,8 +189,15 @@ class _Player:
         returns = gae({"rewards": rewards[:, None], "values": np.zeros((steps, 1), np.float32),
                        "dones": ended[:, None]}, np.zeros(1, np.float32), self.gamma, 1.0)[:, 0]
         returns = np.concatenate([returns, np.full(branched - steps, np.nan, np.float32)])
-        return {"states": states[:branched], "labels": labels[:branched], "returns": returns, "games": games,
-                "agreed": agreed, "critical_agreed": critical_agreed}
+        kept = np.ones(branched, bool)
+        weights = np.ones(branched, np.float32)
+        if self.easy_keep < 1:
+            easy = labels[:steps, 2] == 0
+            kept[:steps] = ~easy | (self.rng.random(steps) < self.easy_keep)
+            weights[:steps][easy] = 1 / self.easy_keep
+        return {"states": states[:branched][kept], "labels": labels[:branched][kept], "returns": returns[kept],
+                "weights": weights[kept], "games": games, "agreed": agreed,
+                "critical": int(labels[:steps, 2].sum()), "critical_agreed": critical_agreed}
 
 
 _player: _Player | None = None
@@ -206,6 +216,31 @@ def _play(job) -> dict:
     return _player.play(*job)
 
 
+class _Dataset:
+    """The states learnt from so far, with their labels (the teacher's best and returning actions as bit
+    masks, critical), discounted scores and weights; room grows by half when it runs out."""
+
+    def __init__(self, room: int, shape: tuple[int, ...]):
+        self.filled = 0
+        self.states = np.zeros((room, *shape), np.uint8)
+        self.labels = np.zeros((room, 3), np.uint8)
+        self.returns = np.zeros(room, np.float32)
+        self.weights = np.zeros(room, np.float32)
+
+    def add(self, part: dict) -> None:
+        end = self.filled + len(part["states"])
+        if end > len(self.states):
+            room = max(end, len(self.states) * 3 // 2)
+            for name in ("states", "labels", "returns", "weights"):
+                old = getattr(self, name)
+                grown = np.zeros((room, *old.shape[1:]), old.dtype)
+                grown[:self.filled] = old[:self.filled]
+                setattr(self, name, grown)
+        for name in ("states", "labels", "returns", "weights"):
+            getattr(self, name)[self.filled:end] = part[name]
+        self.filled = end
+
+
 def train_dagger_pixels(env_id: str, seed: int, config: PixelDAggerConfig):
     """Train, playing in ``config.workers`` processes; returns (model, None, agent steps)."""
     keras.utils.set_random_seed(seed)
@@ -219,49 +254,45 @@ def train_dagger_pixels(env_id: str, seed: int, config: PixelDAggerConfig):
     optimizer = keras.optimizers.Adam(config.learning_rate)
     per_worker = config.total_steps // config.rounds // config.workers
     per_round = (per_worker + (per_worker // 4 if config.branch_horizon else 0)) * config.workers
-    states = np.zeros((per_round * config.rounds, *shape), np.uint8)
-    labels = np.zeros((len(states), 3), np.uint8)
-    value_targets = np.zeros(len(states), np.float32)
+    data = _Dataset(per_round * config.rounds if config.easy_keep == 1 else per_round, shape)
 
     # Not XLA: on a CPU, oneDNN's convolutions train faster (139 ms for a 512-state update against 214)
     @tf.function(jit_compile=False)
-    def update(obs, label, value_target):
+    def update(obs, label, value_target, kept_weight):
         with tf.GradientTape() as tape:
             out = model(tf.cast(obs, tf.float32), training=True)
-            weight = 1.0 + (config.critical_weight - 1.0) * tf.cast(label[:, 2], tf.float32)
+            weight = kept_weight * (1.0 + (config.critical_weight - 1.0) * tf.cast(label[:, 2], tf.float32))
             policy_loss = tf.reduce_sum(weight * set_cross_entropy(out["logits"], label[:, :2])) / tf.reduce_sum(weight)
-            known = ~tf.math.is_nan(value_target)  # a branch's return is not known
-            error = tf.where(known, out["value"][:, 0] - value_target, 0.0)
-            value_loss = tf.reduce_sum(error ** 2) / tf.maximum(tf.reduce_sum(tf.cast(known, tf.float32)), 1.0)
+            known = tf.cast(~tf.math.is_nan(value_target), tf.float32)  # a branch's return is not known
+            error = tf.where(known > 0, out["value"][:, 0] - value_target, 0.0)
+            value_loss = tf.reduce_sum(kept_weight * error ** 2) / tf.maximum(tf.reduce_sum(kept_weight * known), 1.0)
             loss = policy_loss + 0.5 * value_loss
         optimizer.apply(tape.gradient(loss, model.trainable_variables), model.trainable_variables)
         return policy_loss, value_loss
 
-    filled, start, losses, games = 0, time.time(), (np.nan, np.nan), []
+    start, losses, games = time.time(), (np.nan, np.nan), []
     context = multiprocessing.get_context("spawn")
     with context.Pool(config.workers, _start_player, (env_id, seed, config, context.Value("i", 0))) as pool:
         for round_index in range(config.rounds):
             share = config.teacher_share ** (config.first_round + round_index)
             played = pool.map(_play, [(model.get_weights(), per_worker, share)] * config.workers, chunksize=1)
             for part in played:
-                end = filled + len(part["states"])
-                states[filled:end], labels[filled:end], value_targets[filled:end] = (
-                    part["states"], part["labels"], part["returns"])
-                filled, games = end, games + part["games"]
+                data.add(part)
+                games += part["games"]
             agreed = sum(part["agreed"] for part in played) / (per_worker * config.workers)
-            critical = sum(int(part["labels"][:per_worker, 2].sum()) for part in played)
+            critical = sum(part["critical"] for part in played)
             critical_agreed = sum(part["critical_agreed"] for part in played) / max(critical, 1)
             progress = round_index / max(config.rounds - 1, 1)
             optimizer.learning_rate.assign(
                 config.learning_rate * (config.final_learning_rate / config.learning_rate) ** progress)
             for _ in range(config.epochs):
-                order = rng.permutation(filled)
-                for begin in range(0, filled - config.minibatch + 1, config.minibatch):
+                order = rng.permutation(data.filled)
+                for begin in range(0, data.filled - config.minibatch + 1, config.minibatch):
                     index = np.sort(order[begin:begin + config.minibatch])
-                    losses = update(states[index], labels[index], value_targets[index])
+                    losses = update(data.states[index], data.labels[index], data.returns[index], data.weights[index])
             recent = f"{np.mean(games[-6:]):+.1f}" if games else "none finished"
             number, last = config.first_round + round_index + 1, config.first_round + config.rounds
-            print(f"round {number}/{last}: {filled:,} states, teacher acting {share:.0%}, the student took "
+            print(f"round {number}/{last}: {data.filled:,} states, teacher acting {share:.0%}, the student took "
                   f"one of its best actions on {agreed:.0%} (on {critical_agreed:.0%} of {critical:,} critical "
                   f"states), last games {recent} ({len(games)} in all), losses {float(losses[0]):.3f} / "
                   f"{float(losses[1]):.3f}, {(time.time() - start) / 60:.1f} min",

@@ -108,7 +108,7 @@ RANGES = {  # what ``--set`` accepts per field of the configs; a number field no
     "policy_noise": ZERO_OR_MORE,
     "noise_clip": ZERO_OR_MORE, "safe_time": ZERO_OR_MORE, "min_gap": ZERO_OR_MORE, "hidden": COUNT,
     "critic_rollouts": ZERO_OR_MORE, "critic_horizon": COUNT, "critic_margin": ZERO_OR_MORE,
-    "branch_horizon": ZERO_OR_MORE, "teacher_sticky_delay": ZERO_OR_MORE,
+    "branch_horizon": ZERO_OR_MORE, "teacher_sticky_delay": ZERO_OR_MORE, "easy_keep": DISCOUNT,
     "teacher_plan_until": Range(-1),  # -1: the step after the ball reaches the paddle, the last that can return it
 }
 
