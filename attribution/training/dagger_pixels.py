@@ -15,7 +15,10 @@ state. With ``critic_rollouts``, the states just before the ball arrives are lab
 student's own rollouts (``pong_rollouts.RolloutCritic``): the best action where it beats the student's
 by ``critic_margin``, else the student's own. With ``branch_horizon``, in the last steps before the ball
 arrives the states each other move (of stay, up, down) leads to are also labelled and learnt from: the
-states one mistake away, where a student that seldom errs otherwise has few examples. Run through
+states one mistake away, where a student that seldom errs otherwise has few examples. With
+``easy_keep`` < 1, only that share of the states that are not critical is kept (each weighing
+``1 / easy_keep``, so the loss is the same in expectation): the critical ones are about 2% of the states,
+and the time spent learning the others goes to playing more. Run through
 ``python -m attribution.training.train``.
 """
 
@@ -34,6 +37,7 @@ from attribution.rl.environments import make_env
 from attribution.training.pong_rollouts import FIRST_ACTIONS, RolloutCritic, copy_state
 from attribution.training.pong_teacher import PongTeacher
 from attribution.training.ppo import gae
+from attribution.training.processes import exit_with_parent
 
 
 @dataclasses.dataclass(frozen=True)
@@ -205,6 +209,7 @@ _player: _Player | None = None
 
 def _start_player(env_id: str, seed: int, config: PixelDAggerConfig, started) -> None:
     global _player
+    exit_with_parent()
     tf.config.threading.set_intra_op_parallelism_threads(1)
     tf.config.threading.set_inter_op_parallelism_threads(1)
     with started.get_lock():
